@@ -15,7 +15,7 @@ _REPO_ROOT = _PACKAGE_DIR.parents[1]
 def config_dir() -> Path:
     """Absolute path of the Hydra config folder."""
     for candidate in (_PACKAGE_DIR / "configs", _REPO_ROOT / "configs"):
-        if (candidate / "train.yaml").is_file():
+        if (candidate / "hydra" / "default.yaml").is_file():
             return candidate
     raise FileNotFoundError(f"vitiseg configs not found next to {_PACKAGE_DIR}")
 

@@ -27,6 +27,9 @@ def run_hydra(config_name: str, task: Callable[[DictConfig], int | None]) -> Non
         logging.getLogger("vitiseg").setLevel(logging.INFO)
         exit_code[0] = int(task(cfg) or 0)
 
+    # Name the job after the command, so default run folders read outputs/<command>/<date>.
+    if not any(arg.startswith("hydra.job.name=") for arg in sys.argv[1:]):
+        sys.argv.append(f"hydra.job.name={config_name}")
     hydra.main(config_path=str(config_dir()), config_name=config_name, version_base="1.3")(
         _task
     )()
