@@ -1,0 +1,86 @@
+"""vitiseg-train: Hydra config -> TrainSettings -> training.train."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from vitiseg.cli._hydra import output_dir, run_hydra
+from vitiseg.data.augment import AugmentSettings
+from vitiseg.training.settings import DatasetSpec, TrainSettings
+from vitiseg.training.trainer import train
+
+log = logging.getLogger(__name__)
+
+
+def dataset_specs(cfg: DictConfig) -> list[DatasetSpec]:
+    """``dataset`` (path or list) and ``dataset_weights`` (mapping or list) -> specs."""
+    paths = cfg.dataset if OmegaConf.is_list(cfg.dataset) else [cfg.dataset]
+    weights = cfg.get("dataset_weights") or {}
+    specs = []
+    for index, path in enumerate(paths):
+        path = Path(str(path)).expanduser().resolve()
+        if not path.is_dir():
+            raise FileNotFoundError(f"dataset folder not found: {path}")
+        if OmegaConf.is_list(weights):
+            weight = float(weights[index])
+        else:
+            weight = float(weights.get(path.name, 1.0))
+        specs.append(DatasetSpec(path=path, weight=weight, name=path.name))
+    return specs
+
+
+def settings_from_config(cfg: DictConfig) -> TrainSettings:
+    trainer, model, optim = cfg.trainer, cfg.model, cfg.optim
+    return TrainSettings(
+        arch=model.arch,
+        model_kwargs=OmegaConf.to_container(model.kwargs, resolve=True),
+        init_weights=Path(model.init_weights) if model.get("init_weights") else None,
+        long_side=cfg.data.long_side,
+        tile=model.tile,
+        augment=AugmentSettings(
+            crop=cfg.augment.crop, scale=tuple(cfg.augment.scale),
+            rotate_deg=cfg.augment.rotate_deg, colour=cfg.augment.colour,
+            noise_blur=cfg.augment.noise_blur,
+        ),
+        batch_size=trainer.batch_size,
+        samples_per_epoch=trainer.samples_per_epoch,
+        max_epochs=trainer.max_epochs,
+        max_minutes=trainer.max_minutes,
+        lr=optim.lr,
+        weight_decay=optim.weight_decay,
+        warmup_steps=optim.warmup_steps,
+        min_lr_ratio=optim.min_lr_ratio,
+        dice_weight=cfg.loss.dice_weight,
+        val_fraction=cfg.data.val_fraction,
+        val_max_cases=cfg.data.val_max_cases,
+        select_dataset=cfg.data.select_dataset,
+        early_stop_patience=trainer.early_stop_patience,
+        seed=trainer.seed,
+        device=trainer.device,
+        amp=trainer.amp,
+        num_workers=trainer.num_workers,
+        threads=trainer.threads,
+        resume=trainer.resume,
+        provenance=cfg.provenance,
+        config_snapshot=OmegaConf.to_container(
+            OmegaConf.masked_copy(cfg, [k for k in cfg if k not in ("output",)]), resolve=False
+        ),
+    )
+
+
+def task(cfg: DictConfig) -> int:
+    result = train(settings_from_config(cfg), dataset_specs(cfg), output_dir())
+    log.info("best val lesion Dice %.4f after %d epochs (%.1f min); model folder: %s",
+             result.best_metric, result.epochs_run, result.minutes, result.model_dir)
+    return 0
+
+
+def main() -> None:
+    run_hydra("train", task)
+
+
+if __name__ == "__main__":
+    main()

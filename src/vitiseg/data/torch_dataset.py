@@ -1,0 +1,153 @@
+"""PyTorch datasets over the vitiseg format, with per-pixel "annotated" maps.
+
+A missing mask means "not annotated", so every sample carries, beside its targets,
+a validity map per output that the loss uses to skip what nobody labelled:
+
+- skin target: the skin mask where given; otherwise lesion pixels are known skin
+  (lesions are skin), everything else unknown.
+- lesion target: the lesion mask where given; otherwise pixels outside a given
+  skin mask are known non-lesion, everything else unknown.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import albumentations as A
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from vitiseg.data.dataset_format import Case
+from vitiseg.data.splits import deterministic_rng
+from vitiseg.io.images import read_mask, read_rgb
+
+log = logging.getLogger(__name__)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class LoadedCase:
+    """A case held in memory at working resolution.
+
+    ``image``: (H, W, 3) uint8; ``targets`` and ``valid``: (2, H, W) uint8 (skin, lesion).
+    """
+
+    case: Case
+    dataset: str
+    image: np.ndarray
+    targets: np.ndarray
+    valid: np.ndarray
+
+
+def resize_long_side(image: np.ndarray, long_side: int, *, nearest: bool = False) -> np.ndarray:
+    """Shrink so that max(H, W) <= long_side (never enlarge)."""
+    height, width = image.shape[:2]
+    scale = long_side / max(height, width)
+    if scale >= 1:
+        return image
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    interpolation = cv2.INTER_NEAREST if nearest else cv2.INTER_AREA
+    return cv2.resize(image, size, interpolation=interpolation)
+
+
+def targets_from_masks(
+    skin: np.ndarray | None, lesion: np.ndarray | None, shape: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Targets and validity maps, both (2, H, W) uint8, from optional bool masks."""
+    targets = np.zeros((2, *shape), np.uint8)
+    valid = np.zeros((2, *shape), np.uint8)
+    if skin is not None:
+        targets[0] = skin
+        valid[0] = 1
+    elif lesion is not None:
+        targets[0] = lesion
+        valid[0] = lesion
+    if lesion is not None:
+        targets[1] = lesion
+        valid[1] = 1
+        if skin is not None:
+            targets[0] |= lesion  # lesions count as skin even where a skin mask missed them
+    elif skin is not None:
+        valid[1] = ~skin
+    return targets, valid
+
+
+def load_case(case: Case, dataset: str, long_side: int) -> LoadedCase:
+    image = read_rgb(case.image_path)
+    shape = image.shape[:2]
+    masks = {}
+    for kind in ("skin", "lesion"):
+        path = case.mask_path(kind)
+        if path is None:
+            masks[kind] = None
+            continue
+        mask = read_mask(path)
+        if mask.shape != shape:
+            raise ValueError(f"{path}: mask size {mask.shape} differs from image {shape}")
+        masks[kind] = mask
+    targets, valid = targets_from_masks(masks["skin"], masks["lesion"], shape)
+    image = resize_long_side(image, long_side)
+    if image.shape[:2] != shape:
+        size = (image.shape[1], image.shape[0])
+        targets = np.stack([cv2.resize(t, size, interpolation=cv2.INTER_NEAREST) for t in targets])
+        valid = np.stack([cv2.resize(v, size, interpolation=cv2.INTER_NEAREST) for v in valid])
+    return LoadedCase(case, dataset, image, targets, valid)
+
+
+def normalise(image: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """(H, W, 3) uint8 RGB -> (3, H, W) float32 tensor, normalised."""
+    array = image.astype(np.float32) / 255.0
+    array = (array - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+
+
+class SegmentationDataset(Dataset):
+    """Augmented training samples: ``image`` (3, S, S), ``targets``/``valid`` (2, S, S).
+
+    Random streams are derived from (seed, epoch, index): they differ across samples,
+    epochs and workers, and a run is repeatable.
+    """
+
+    def __init__(
+        self,
+        cases: Sequence[LoadedCase],
+        transform: A.Compose | None,
+        *,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+        seed: int = 0,
+    ) -> None:
+        self.cases = list(cases)
+        self.transform = transform
+        self.mean, self.std = tuple(mean), tuple(std)
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.cases)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        loaded = self.cases[index]
+        image = loaded.image
+        masks = [*loaded.targets, *loaded.valid]
+        if self.transform is not None:
+            rng = deterministic_rng(self.seed, self.epoch, index)
+            self.transform.set_random_state(rng, random.Random(int(rng.integers(2**63))))
+            out = self.transform(image=image, masks=masks)
+            image, masks = out["image"], out["masks"]
+        stacked = np.stack(masks).astype(np.float32)
+        return {
+            "image": normalise(image, self.mean, self.std),
+            "targets": torch.from_numpy(stacked[:2]),
+            "valid": torch.from_numpy(stacked[2:]),
+        }

@@ -1,0 +1,124 @@
+"""Turn an RGB photo into per-pixel skin and lesion probabilities."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from vitiseg.data.torch_dataset import resize_long_side
+from vitiseg.inference.tiling import predict_tiled
+from vitiseg.models.model_folder import ModelMetadata, load_model_folder
+
+# Flips used for test-time augmentation: (flip height axis, flip width axis).
+TTA_FLIPS = ((False, False), (False, True), (True, False), (True, True))
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Probabilities at the photo's own size: ``skin``, ``lesion`` (H, W) float32 in [0, 1];
+    ``uncertainty`` (H, W) float32, the spread of lesion probability over TTA (None without)."""
+
+    skin: np.ndarray
+    lesion: np.ndarray
+    uncertainty: np.ndarray | None = None
+
+
+def normalised_chw(rgb: np.ndarray, mean, std) -> np.ndarray:
+    """(H, W, 3) uint8 -> (3, H, W) float32, normalised like training."""
+    array = rgb.astype(np.float32) * (1 / 255.0)
+    array -= np.asarray(mean, np.float32)
+    array /= np.asarray(std, np.float32)
+    return np.ascontiguousarray(array.transpose(2, 0, 1))
+
+
+class TorchBackend:
+    """Runs a PyTorch model on batches of tiles, in inference mode, channels-last."""
+
+    def __init__(self, model: nn.Module, device: str = "cpu") -> None:
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval().to(memory_format=torch.channels_last)
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            tensor = torch.from_numpy(batch).to(self.device)
+            tensor = tensor.contiguous(memory_format=torch.channels_last)
+            return torch.sigmoid(self.model(tensor).float()).cpu().numpy()
+
+
+class Predictor:
+    """Photo in, probabilities out, with the model's own preprocessing.
+
+    Args:
+        backend: callable (B, 3, T, T) float32 -> (B, 2, T, T) probabilities.
+        metadata: the model folder's metadata (normalisation, working size, tiles).
+        long_side: override of the working resolution; 0 means the photo's own size.
+        tta: average over flips and report their spread as uncertainty.
+    """
+
+    def __init__(
+        self,
+        backend,
+        metadata: ModelMetadata,
+        *,
+        long_side: int | None = None,
+        tile: int | None = None,
+        batch_size: int = 4,
+        tta: bool = False,
+    ) -> None:
+        self.backend = backend
+        self.metadata = metadata
+        pre = metadata.preprocessing
+        self.long_side = pre.long_side if long_side is None else long_side
+        self.tile = tile or pre.tile
+        self.overlap = pre.overlap
+        self.batch_size = batch_size
+        self.tta = tta
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, device: str = "cpu", **kwargs) -> Predictor:
+        model, metadata = load_model_folder(folder, device)
+        return cls(TorchBackend(model, device), metadata, **kwargs)
+
+    def _probabilities(self, image: np.ndarray) -> np.ndarray:
+        return predict_tiled(image, self.backend, tile=self.tile, overlap=self.overlap,
+                             batch_size=self.batch_size)
+
+    def predict(self, rgb: np.ndarray) -> Prediction:
+        """Args: rgb (H, W, 3) uint8. Returns probabilities at (H, W)."""
+        height, width = rgb.shape[:2]
+        work = resize_long_side(rgb, self.long_side) if self.long_side else rgb
+        pre = self.metadata.preprocessing
+        image = normalised_chw(work, pre.mean, pre.std)
+        uncertainty = None
+        if self.tta:
+            runs = []
+            for flip_h, flip_w in TTA_FLIPS:
+                axes = tuple(a for a, f in ((1, flip_h), (2, flip_w)) if f)
+                flipped = np.ascontiguousarray(np.flip(image, axes)) if axes else image
+                out = self._probabilities(flipped)
+                runs.append(np.flip(out, axes) if axes else out)
+            stacked = np.stack(runs)
+            probabilities = stacked.mean(axis=0)
+            uncertainty = stacked[:, 1].std(axis=0)
+        else:
+            probabilities = self._probabilities(image)
+        if probabilities.shape[1:] != (height, width):
+            size = (width, height)
+            probabilities = np.stack(
+                [cv2.resize(p, size, interpolation=cv2.INTER_LINEAR) for p in probabilities]
+            )
+            if uncertainty is not None:
+                uncertainty = cv2.resize(uncertainty, size, interpolation=cv2.INTER_LINEAR)
+        return Prediction(skin=probabilities[0], lesion=probabilities[1], uncertainty=uncertainty)
+
+    def masks(self, prediction: Prediction) -> tuple[np.ndarray, np.ndarray]:
+        """Thresholded (skin, lesion) bool masks; lesion is kept inside skin ∪ lesion."""
+        thresholds = self.metadata.thresholds
+        lesion = prediction.lesion >= thresholds.get("lesion", 0.5)
+        skin = (prediction.skin >= thresholds.get("skin", 0.5)) | lesion
+        return skin, lesion

@@ -1,0 +1,157 @@
+"""U-Nets with two per-pixel outputs, skin and depigmented skin, returning logits.
+
+Two families, both for any input height and width (padded to a multiple of the
+network stride, then cropped back):
+
+- :class:`CompactUNet`: a plain U-Net with few channels, fast on a laptop CPU.
+- :class:`ResNetUNet`: a torchvision ResNet encoder (random init or a local weights
+  file; never a download) with a light U-Net decoder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.models import resnet18, resnet34
+
+OUTPUT_NAMES = ("skin", "lesion")
+
+
+def _conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )
+
+
+class _DoubleConv(nn.Sequential):
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__(_conv_bn_relu(in_channels, out_channels),
+                         _conv_bn_relu(out_channels, out_channels))
+
+
+class _UpBlock(nn.Module):
+    """Upsample x2, concatenate the skip connection, two 3x3 convolutions."""
+
+    def __init__(self, in_channels: int, skip_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.convs = _DoubleConv(in_channels + skip_channels, out_channels)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor | None) -> torch.Tensor:
+        size = skip.shape[-2:] if skip is not None else (x.shape[-2] * 2, x.shape[-1] * 2)
+        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+        if skip is not None:
+            x = torch.cat([x, skip], dim=1)
+        return self.convs(x)
+
+
+class _PadToStride(nn.Module):
+    """Mixin-like helper: pad the input to a multiple of ``stride`` and crop logits back."""
+
+    stride = 32
+
+    def _pad(self, x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
+        height, width = x.shape[-2:]
+        pad_h = (-height) % self.stride
+        pad_w = (-width) % self.stride
+        if pad_h or pad_w:
+            mode = "reflect" if height > pad_h and width > pad_w else "replicate"
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+        return x, height, width
+
+
+class CompactUNet(_PadToStride):
+    """Plain 5-level U-Net. ``width`` sets the first level's channels (doubling per level)."""
+
+    def __init__(self, width: int = 16, in_channels: int = 3, out_channels: int = 2) -> None:
+        super().__init__()
+        channels = [width * 2**i for i in range(5)]
+        self.stride = 16
+        self.encoders = nn.ModuleList()
+        previous = in_channels
+        for channel in channels:
+            self.encoders.append(_DoubleConv(previous, channel))
+            previous = channel
+        self.decoders = nn.ModuleList(
+            _UpBlock(channels[i + 1], channels[i], channels[i]) for i in reversed(range(4))
+        )
+        self.head = nn.Conv2d(channels[0], out_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x, height, width = self._pad(x)
+        skips = []
+        for index, encoder in enumerate(self.encoders):
+            if index:
+                x = F.max_pool2d(x, 2)
+            x = encoder(x)
+            skips.append(x)
+        x = skips.pop()
+        for decoder in self.decoders:
+            x = decoder(x, skips.pop())
+        return self.head(x)[..., :height, :width]
+
+
+_RESNETS = {"resnet18": resnet18, "resnet34": resnet34}
+
+
+class ResNetUNet(_PadToStride):
+    """ResNet encoder (torchvision, random init) + U-Net decoder, output at full resolution."""
+
+    def __init__(
+        self,
+        encoder: str = "resnet18",
+        decoder_channels: tuple[int, ...] = (128, 64, 48, 32, 16),
+        encoder_weights: str | Path | None = None,
+        in_channels: int = 3,
+        out_channels: int = 2,
+    ) -> None:
+        super().__init__()
+        if encoder not in _RESNETS:
+            raise ValueError(f"unknown encoder {encoder!r}; choose from {sorted(_RESNETS)}")
+        backbone = _RESNETS[encoder](weights=None)
+        if encoder_weights:
+            state = torch.load(Path(encoder_weights), map_location="cpu", weights_only=True)
+            backbone.load_state_dict(state, strict=False)
+        if in_channels != 3:
+            backbone.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
+        self.stem = nn.Sequential(backbone.conv1, backbone.bn1, backbone.relu)  # /2, 64
+        self.pool = backbone.maxpool
+        self.layers = nn.ModuleList(
+            [backbone.layer1, backbone.layer2, backbone.layer3, backbone.layer4]
+        )  # /4 64, /8 128, /16 256, /32 512
+        skip_channels = [256, 128, 64, 64, 0]
+        blocks = []
+        previous = 512
+        for skip, channel in zip(skip_channels, decoder_channels, strict=True):
+            blocks.append(_UpBlock(previous, skip, channel))
+            previous = channel
+        self.decoders = nn.ModuleList(blocks)
+        self.head = nn.Conv2d(previous, out_channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x, height, width = self._pad(x)
+        stem = self.stem(x)
+        features = [stem]
+        y = self.pool(stem)
+        for layer in self.layers:
+            y = layer(y)
+            features.append(y)
+        y = features.pop()  # deepest, /32
+        for decoder in self.decoders:
+            y = decoder(y, features.pop() if features else None)
+        return self.head(y)[..., :height, :width]
+
+
+def build_model(arch: str, **kwargs: object) -> nn.Module:
+    """Build a network by architecture name: ``compact_unet`` or ``resnet_unet``."""
+    if arch == "compact_unet":
+        return CompactUNet(**kwargs)  # type: ignore[arg-type]
+    if arch == "resnet_unet":
+        if "decoder_channels" in kwargs:
+            kwargs["decoder_channels"] = tuple(kwargs["decoder_channels"])  # type: ignore[arg-type]
+        return ResNetUNet(**kwargs)  # type: ignore[arg-type]
+    raise ValueError(f"unknown architecture {arch!r}; choose compact_unet or resnet_unet")

@@ -1,0 +1,50 @@
+"""Loss for two outputs with partial annotation: masked BCE + masked soft Dice.
+
+Pixels whose validity is 0 contribute nothing, so a lesion-only set trains the
+lesion output and a skin-only set trains the skin output.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def masked_bce_dice(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    valid: torch.Tensor,
+    *,
+    dice_weight: float = 1.0,
+    output_weights: tuple[float, ...] = (1.0, 1.0),
+    smooth: float = 1.0,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Sum over outputs of (BCE + dice_weight * soft Dice loss), each over valid pixels.
+
+    Args:
+        logits, targets, valid: (N, C, H, W) float; targets and valid in {0, 1}.
+
+    Returns:
+        The scalar loss and its parts per output (for logging). An output with no valid
+        pixel in the batch adds exactly zero (and no gradient).
+    """
+    logits = logits.float()
+    bce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none") * valid
+    probabilities = torch.sigmoid(logits) * valid
+    total = logits.new_zeros(())
+    parts: dict[str, float] = {}
+    for channel, weight in enumerate(output_weights):
+        count = valid[:, channel].sum()
+        if count.item() == 0:
+            parts[f"bce{channel}"] = 0.0
+            parts[f"dice{channel}"] = 0.0
+            continue
+        bce_term = bce[:, channel].sum() / count
+        target = targets[:, channel] * valid[:, channel]
+        intersection = (probabilities[:, channel] * target).sum()
+        denominator = probabilities[:, channel].sum() + target.sum()
+        dice_term = 1 - (2 * intersection + smooth) / (denominator + smooth)
+        total = total + weight * (bce_term + dice_weight * dice_term)
+        parts[f"bce{channel}"] = float(bce_term.detach())
+        parts[f"dice{channel}"] = float(dice_term.detach())
+    return total, parts

@@ -1,0 +1,53 @@
+"""Typed training settings; the command module fills them from Hydra configs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vitiseg.data.augment import AugmentSettings
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One dataset folder and its share of the training samples drawn each epoch."""
+
+    path: Path
+    weight: float = 1.0
+    name: str = ""
+
+    @property
+    def label(self) -> str:
+        return self.name or self.path.name
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    arch: str = "resnet_unet"
+    model_kwargs: dict[str, Any] = field(default_factory=lambda: {"encoder": "resnet18"})
+    init_weights: Path | None = None  # a vitiseg model folder to start from (fine-tuning)
+    long_side: int = 448  # photos are held in memory at most this large
+    tile: int = 512
+    augment: AugmentSettings = field(default_factory=AugmentSettings)
+    batch_size: int = 8
+    samples_per_epoch: int = 256
+    max_epochs: int = 100
+    max_minutes: float | None = None  # time budget; the LR schedule anneals within it
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 50
+    min_lr_ratio: float = 0.02
+    dice_weight: float = 1.0
+    val_fraction: float = 0.2
+    val_max_cases: int = 80  # per dataset, to keep validation quick on CPU
+    select_dataset: str = ""  # dataset whose val lesion Dice picks the best model
+    early_stop_patience: int = 0  # epochs without improvement; 0 = off
+    seed: int = 0
+    device: str = "cpu"
+    amp: bool = False
+    num_workers: int = 0
+    threads: int = 0  # torch CPU threads; 0 = leave PyTorch's default
+    resume: bool = True
+    provenance: str = ""
+    config_snapshot: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,345 @@
+"""The training loop: CPU, one GPU, or data-parallel through torchrun (DDP).
+
+Checkpoints every epoch (``checkpoints/last.pt``, loadable with ``weights_only=True``),
+the best model by validation lesion Dice as a self-contained model folder
+(``model/``), metrics per epoch in ``metrics.csv``, and resume from ``last.pt``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, Subset
+from tqdm import tqdm
+
+from vitiseg.data.augment import training_transform
+from vitiseg.data.dataset_format import load_dataset
+from vitiseg.data.splits import deterministic_rng, load_split, save_split, split_by_patient
+from vitiseg.data.torch_dataset import LoadedCase, SegmentationDataset, load_case, normalise
+from vitiseg.io.atomic import write_text_atomic
+from vitiseg.metrics.segmentation import mean_scores, score_masks
+from vitiseg.models.model_folder import (
+    ModelMetadata,
+    Preprocessing,
+    load_model_folder,
+    save_model_folder,
+)
+from vitiseg.models.unet import build_model
+from vitiseg.training.loss import masked_bce_dice
+from vitiseg.training.settings import DatasetSpec, TrainSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    model_dir: Path
+    best_metric: float
+    epochs_run: int
+    minutes: float
+
+
+# ---------------------------------------------------------------- distributed helpers
+def _init_distributed(device: str) -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if device.startswith("cuda") else "gloo"
+        dist.init_process_group(backend=backend)
+    if dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _device_for_rank(device: str) -> torch.device:
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and dist.is_initialized():
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        return torch.device("cuda", local)
+    return torch.device(device)
+
+
+def _broadcast_float(value: float, device: torch.device) -> float:
+    if not dist.is_initialized():
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.broadcast(tensor, src=0)
+    return float(tensor.item())
+
+
+# ---------------------------------------------------------------- data
+def _load_split_cases(
+    specs: list[DatasetSpec], settings: TrainSettings, output_dir: Path
+) -> tuple[list[LoadedCase], dict[str, list[LoadedCase]], dict[str, dict[str, list[str]]]]:
+    split_path = output_dir / "split.json"
+    saved = load_split(split_path) if split_path.is_file() else {}
+    train: list[LoadedCase] = []
+    val: dict[str, list[LoadedCase]] = {}
+    splits: dict[str, dict[str, list[str]]] = {}
+    for spec in specs:
+        cases = load_dataset(spec.path)
+        if not cases:
+            raise ValueError(f"{spec.path}: dataset has no usable cases")
+        split = saved.get(spec.label) or split_by_patient(
+            cases, settings.val_fraction, settings.seed
+        )
+        splits[spec.label] = split
+        by_id = {c.case_id: c for c in cases}
+        val_ids = list(split["val"])
+        if len(val_ids) > settings.val_max_cases:
+            picker = deterministic_rng(settings.seed, spec.label, "val")
+            val_ids = sorted(picker.choice(val_ids, settings.val_max_cases, replace=False))
+        train += [load_case(by_id[i], spec.label, settings.long_side) for i in split["train"]]
+        val[spec.label] = [load_case(by_id[i], spec.label, settings.long_side) for i in val_ids]
+        log.info("%s: %d train / %d val cases (%d val patients)", spec.label,
+                 len(split["train"]), len(val_ids), len({by_id[i].patient_id for i in val_ids}))
+    return train, val, splits
+
+
+def _epoch_indices(
+    train: list[LoadedCase], specs: list[DatasetSpec], settings: TrainSettings, epoch: int
+) -> np.ndarray:
+    """Indices drawn with per-dataset shares, identical on every rank for a given epoch."""
+    counts = {spec.label: 0 for spec in specs}
+    for item in train:
+        counts[item.dataset] += 1
+    shares = {spec.label: spec.weight for spec in specs if counts[spec.label]}
+    total = sum(shares.values())
+    probabilities = np.array([shares[item.dataset] / total / counts[item.dataset]
+                              for item in train])
+    probabilities /= probabilities.sum()
+    rng = deterministic_rng(settings.seed, "epoch", epoch)
+    return rng.choice(len(train), settings.samples_per_epoch, replace=True, p=probabilities)
+
+
+# ---------------------------------------------------------------- validation
+@torch.no_grad()
+def validate(
+    model: nn.Module, val: dict[str, list[LoadedCase]], device: torch.device,
+    mean, std,
+) -> dict[str, Any]:
+    """Mean Dice per dataset and output over the validation cases (full photos)."""
+    model.eval()
+    results: dict[str, Any] = {}
+    for label, cases in val.items():
+        rows: dict[str, list] = {"skin": [], "lesion": [], "lesion_nonempty": []}
+        for item in cases:
+            image = normalise(item.image, mean, std)[None].to(device)
+            probabilities = torch.sigmoid(model(image).float())[0].cpu().numpy()
+            for channel, name in enumerate(("skin", "lesion")):
+                if not item.valid[channel].all():
+                    continue  # only fully annotated outputs are scored
+                truth = item.targets[channel].astype(bool)
+                scores = score_masks(probabilities[channel] >= 0.5, truth, with_hd95=False)
+                rows[name].append(scores)
+                if name == "lesion" and truth.any():
+                    rows["lesion_nonempty"].append(scores)
+        results[label] = {name: mean_scores(r) for name, r in rows.items() if r}
+    model.train()
+    return results
+
+
+def _selection_metric(results: dict[str, Any], label: str) -> float:
+    metrics = results.get(label, {})
+    for key in ("lesion_nonempty", "lesion", "skin"):
+        if key in metrics and metrics[key].get("dice") is not None:
+            return float(metrics[key]["dice"])
+    return math.nan
+
+
+# ---------------------------------------------------------------- checkpoints
+def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    temporary = path.with_suffix(".part")
+    temporary.write_bytes(buffer.getvalue())
+    os.replace(temporary, path)
+
+
+def _write_metrics_csv(path: Path, history: list[dict[str, Any]]) -> None:
+    keys: list[str] = []
+    for row in history:
+        keys += [k for k in row if k not in keys]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=keys)
+    writer.writeheader()
+    writer.writerows(history)
+    write_text_atomic(path, buffer.getvalue())
+
+
+def _flatten(prefix: str, tree: dict[str, Any], out: dict[str, Any]) -> None:
+    for key, value in tree.items():
+        name = f"{prefix}/{key}" if prefix else key
+        if isinstance(value, dict):
+            _flatten(name, value, out)
+        elif key in ("dice", "iou"):
+            out[name] = value
+
+
+def _learning_rate(settings: TrainSettings, step: int, progress: float) -> float:
+    if step < settings.warmup_steps:
+        return settings.lr * (step + 1) / settings.warmup_steps
+    floor = settings.lr * settings.min_lr_ratio
+    return floor + 0.5 * (settings.lr - floor) * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+# ---------------------------------------------------------------- the loop
+def train(settings: TrainSettings, specs: list[DatasetSpec], output_dir: Path) -> TrainResult:
+    """Train, validate every epoch, keep the best model folder; resume if a checkpoint exists."""
+    output_dir = Path(output_dir)
+    rank, world = _init_distributed(settings.device)
+    device = _device_for_rank(settings.device)
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    torch.manual_seed(settings.seed + rank)
+    main_process = rank == 0
+    select_label = settings.select_dataset or specs[0].label
+
+    train_cases, val_cases, splits = _load_split_cases(specs, settings, output_dir)
+    if main_process:
+        save_split(output_dir / "split.json", splits)
+    preprocessing = Preprocessing(long_side=settings.long_side, tile=settings.tile)
+    dataset = SegmentationDataset(
+        train_cases, training_transform(settings.augment),
+        mean=preprocessing.mean, std=preprocessing.std, seed=settings.seed,
+    )
+
+    model = build_model(settings.arch, **settings.model_kwargs)
+    if settings.init_weights:
+        start, _ = load_model_folder(settings.init_weights)
+        model.load_state_dict(start.state_dict())
+        log.info("initialised from %s", settings.init_weights)
+    model = model.to(device)
+    network: nn.Module = model
+    if dist.is_initialized():
+        network = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr,
+                                  weight_decay=settings.weight_decay)
+    use_amp = settings.amp and device.type == "cuda"
+    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+
+    steps_per_epoch = max(1, settings.samples_per_epoch // (settings.batch_size * world))
+    total_steps = steps_per_epoch * settings.max_epochs
+    budget_seconds = settings.max_minutes * 60 if settings.max_minutes else math.inf
+    state = {"epoch": 0, "step": 0, "elapsed": 0.0, "best": -math.inf, "stale": 0,
+             "history": []}
+    checkpoint_path = output_dir / "checkpoints" / "last.pt"
+    if settings.resume and checkpoint_path.is_file():
+        checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        scaler.load_state_dict(checkpoint["scaler"])
+        state.update(checkpoint["state"])
+        log.info("resumed from %s at epoch %d", checkpoint_path, state["epoch"])
+
+    model_dir = output_dir / "model"
+    started = time.monotonic() - state["elapsed"]
+    network.train()
+    while state["epoch"] < settings.max_epochs:
+        epoch = state["epoch"]
+        dataset.set_epoch(epoch)
+        indices = _epoch_indices(train_cases, specs, settings, epoch)[rank::world]
+        loader = DataLoader(
+            Subset(dataset, indices.tolist()), batch_size=settings.batch_size, shuffle=False,
+            num_workers=settings.num_workers, drop_last=True,
+        )
+        losses: list[float] = []
+        bar = tqdm(loader, total=steps_per_epoch, disable=not main_process, leave=False,
+                   desc=f"epoch {epoch + 1}/{settings.max_epochs}", dynamic_ncols=True)
+        for batch_index, batch in enumerate(bar):
+            if batch_index >= steps_per_epoch:
+                break
+            progress = max(state["step"] / total_steps,
+                           (time.monotonic() - started) / budget_seconds)
+            for group in optimizer.param_groups:
+                group["lr"] = _learning_rate(settings, state["step"], progress)
+            images = batch["image"].to(device, non_blocking=True)
+            targets = batch["targets"].to(device, non_blocking=True)
+            valid = batch["valid"].to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+                logits = network(images)
+            loss, _ = masked_bce_dice(logits, targets, valid, dice_weight=settings.dice_weight)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            state["step"] += 1
+            losses.append(float(loss.detach()))
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}",
+                            lr=f"{optimizer.param_groups[0]['lr']:.1e}")
+        bar.close()
+        state["epoch"] = epoch + 1
+        state["elapsed"] = time.monotonic() - started
+
+        metric = math.nan
+        row: dict[str, Any] = {}
+        if main_process:
+            results = validate(model, val_cases, device, preprocessing.mean, preprocessing.std)
+            metric = _selection_metric(results, select_label)
+            row = {"epoch": epoch + 1, "step": state["step"],
+                   "lr": optimizer.param_groups[0]["lr"],
+                   "train_loss": float(np.mean(losses)) if losses else math.nan,
+                   "minutes": round(state["elapsed"] / 60, 2), "select_metric": metric}
+            _flatten("val", results, row)
+        metric = _broadcast_float(metric, device)
+        improved = not math.isnan(metric) and metric > state["best"]
+        if improved:
+            state["best"], state["stale"] = metric, 0
+        else:
+            state["stale"] += 1
+        if main_process:
+            state["history"].append(row)
+            _write_metrics_csv(output_dir / "metrics.csv", state["history"])
+            if improved:
+                _export(model, settings, specs, preprocessing, results, row, model_dir)
+            _save_checkpoint(checkpoint_path, {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scaler": scaler.state_dict(), "state": state,
+                "settings": {k: str(v) for k, v in asdict(settings).items()},
+            })
+            log.info("epoch %d  loss %.4f  val %s lesion Dice %.4f  best %.4f  (%.1f min)",
+                     epoch + 1, row["train_loss"], select_label, metric, state["best"],
+                     state["elapsed"] / 60)
+        if settings.early_stop_patience and state["stale"] >= settings.early_stop_patience:
+            log.info("early stop: no improvement for %d epochs", state["stale"])
+            break
+        if state["elapsed"] >= budget_seconds:
+            log.info("time budget of %.1f min reached", settings.max_minutes)
+            break
+    if dist.is_initialized():
+        dist.barrier()
+    return TrainResult(model_dir, state["best"], state["epoch"], state["elapsed"] / 60)
+
+
+def _export(model, settings, specs, preprocessing, results, row, model_dir) -> None:
+    metadata = ModelMetadata(
+        arch=settings.arch,
+        model_kwargs=dict(settings.model_kwargs),
+        preprocessing=preprocessing,
+        training={
+            "datasets": [{"name": s.label, "path": s.path.name, "weight": s.weight}
+                         for s in specs],
+            "epoch": row["epoch"], "step": row["step"], "minutes": row["minutes"],
+            "config": settings.config_snapshot,
+        },
+        validation=results,
+        provenance=settings.provenance,
+    )
+    save_model_folder(model_dir, model, metadata)
