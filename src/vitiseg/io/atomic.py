@@ -13,6 +13,12 @@ import cv2
 import numpy as np
 
 
+# mkstemp creates files readable by the owner only; outputs get the usual permissions.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+_FILE_MODE = 0o666 & ~_UMASK
+
+
 def _write_atomically(path: Path, write: Callable[[Path], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
@@ -20,6 +26,7 @@ def _write_atomically(path: Path, write: Callable[[Path], None]) -> None:
     temporary_path = Path(temporary)
     try:
         write(temporary_path)
+        os.chmod(temporary_path, _FILE_MODE)
         with open(temporary_path, "rb+") as stream:
             os.fsync(stream.fileno())
         os.replace(temporary_path, path)

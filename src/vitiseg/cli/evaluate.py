@@ -1,0 +1,61 @@
+"""vitiseg-eval: score a model folder against an annotated dataset."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from vitiseg.cli._hydra import output_dir, run_hydra
+from vitiseg.data.dataset_format import load_dataset
+from vitiseg.data.splits import load_split
+from vitiseg.evaluation.evaluate import (
+    evaluate_case,
+    evaluate_cases,
+    markdown_table,
+    summarise,
+    worst_cases,
+)
+from vitiseg.evaluation.gallery import write_gallery
+from vitiseg.inference.factory import predictor_from_config
+from vitiseg.io.atomic import write_json_atomic, write_text_atomic
+
+log = logging.getLogger(__name__)
+
+
+def task(cfg: DictConfig) -> int:
+    out = output_dir()
+    dataset = Path(cfg.dataset).expanduser().resolve()
+    cases = load_dataset(dataset)
+    if cfg.split != "all":
+        if not cfg.split_file:
+            raise ValueError("split=train/val/test needs split_file=RUN/split.json")
+        split = load_split(Path(cfg.split_file))
+        chosen = set(split.get(dataset.name, {}).get(cfg.split, []))
+        cases = [c for c in cases if c.case_id in chosen]
+    if not cases:
+        raise ValueError(f"{dataset}: no cases to evaluate (split={cfg.split})")
+    predictor, model_dir = predictor_from_config(cfg.checkpoint, cfg.infer)
+    results = evaluate_cases(predictor, cases)
+    summary = summarise(results)
+    summary["model"] = {"folder": str(model_dir), "model_id": predictor.metadata.model_id}
+    summary["dataset"] = {"path": str(dataset), "split": cfg.split, "n_cases": len(cases)}
+    write_json_atomic(out / "summary.json", summary)
+    table = markdown_table(summary)
+    write_text_atomic(out / "summary.md", table)
+    worst = worst_cases(results, int(cfg.gallery))
+    by_id = {c.case_id: c for c in cases}
+    detailed = [evaluate_case(predictor, by_id[r.case_id], keep_masks=True) for r in worst]
+    gallery = write_gallery(detailed, out / "worst_cases")
+    print(table)
+    print(f"summary: {out / 'summary.json'}\nworst cases: {gallery}")
+    return 0
+
+
+def main() -> None:
+    run_hydra("eval", task)
+
+
+if __name__ == "__main__":
+    main()

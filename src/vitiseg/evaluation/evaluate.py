@@ -1,0 +1,171 @@
+"""Evaluate a model on a dataset: per-case scores, means, strata, worst cases.
+
+Only outputs with a mask are scored (a missing mask is "not annotated"). The
+affected fraction (lesion share of skin) needs both masks. Strata use the case's
+Fitzpatrick type when cases.csv gives one, else the ITA measured on the true (or,
+without a skin mask, predicted) normal skin.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from vitiseg.data.dataset_format import Case
+from vitiseg.inference.predictor import Predictor
+from vitiseg.io.images import read_mask, read_rgb
+from vitiseg.metrics.segmentation import MaskScores, mean_scores, nan_mean, score_masks
+from vitiseg.metrics.skin_tone import ITA_TO_FITZPATRICK, individual_typology_angle, ita_category
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    case_id: str
+    patient_id: str
+    lesion: MaskScores | None
+    skin: MaskScores | None
+    affected_fraction_true: float | None
+    affected_fraction_predicted: float
+    stratum: str
+    ita_deg: float | None
+    masks: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
+
+    @property
+    def affected_fraction_error(self) -> float | None:
+        if self.affected_fraction_true is None:
+            return None
+        return self.affected_fraction_predicted - self.affected_fraction_true
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "case_id": self.case_id,
+            "patient_id": self.patient_id,
+            "stratum": self.stratum,
+            "ita_deg": self.ita_deg,
+            "lesion": self.lesion.to_dict() if self.lesion else None,
+            "skin": self.skin.to_dict() if self.skin else None,
+            "affected_fraction_true": self.affected_fraction_true,
+            "affected_fraction_predicted": self.affected_fraction_predicted,
+            "affected_fraction_error": self.affected_fraction_error,
+        }
+
+
+def _fraction(lesion: np.ndarray, skin: np.ndarray) -> float:
+    visible = int(np.count_nonzero(skin | lesion))
+    return float(np.count_nonzero(lesion)) / visible if visible else 0.0
+
+
+def evaluate_case(predictor: Predictor, case: Case, *, keep_masks: bool = False) -> CaseResult:
+    rgb = read_rgb(case.image_path)
+    prediction = predictor.predict(rgb)
+    skin_pred, lesion_pred = predictor.masks(prediction)
+    truth = {kind: (read_mask(p) if (p := case.mask_path(kind)) else None)
+             for kind in ("skin", "lesion")}
+    for kind, mask in truth.items():
+        if mask is not None and mask.shape != lesion_pred.shape:
+            raise ValueError(f"{case.mask_path(kind)}: mask size {mask.shape} differs from "
+                             f"image {lesion_pred.shape}")
+    lesion_scores = score_masks(lesion_pred, truth["lesion"]) if truth["lesion"] is not None \
+        else None
+    skin_scores = None
+    if truth["skin"] is not None:
+        skin_true = truth["skin"] | (truth["lesion"] if truth["lesion"] is not None else False)
+        skin_scores = score_masks(skin_pred, skin_true)
+    affected_true = None
+    if truth["skin"] is not None and truth["lesion"] is not None:
+        affected_true = _fraction(truth["lesion"], truth["skin"])
+    normal_skin = truth["skin"] if truth["skin"] is not None else skin_pred
+    lesion_for_tone = truth["lesion"] if truth["lesion"] is not None else lesion_pred
+    ita = individual_typology_angle(rgb, normal_skin & ~lesion_for_tone)
+    if case.fitzpatrick:
+        stratum = f"fitzpatrick_{case.fitzpatrick}"
+    else:
+        stratum = f"ita_{ita_category(ita)}"
+    masks = {"rgb": rgb, "skin_pred": skin_pred, "lesion_pred": lesion_pred,
+             **{f"{k}_true": v for k, v in truth.items() if v is not None}} if keep_masks else {}
+    return CaseResult(case.case_id, case.patient_id, lesion_scores, skin_scores, affected_true,
+                      _fraction(lesion_pred, skin_pred), stratum, ita, masks)
+
+
+def evaluate_cases(predictor: Predictor, cases: Sequence[Case]) -> list[CaseResult]:
+    return [evaluate_case(predictor, case)
+            for case in tqdm(cases, desc="evaluating", unit="photo", dynamic_ncols=True)]
+
+
+def summarise(results: Sequence[CaseResult]) -> dict[str, Any]:
+    """``{"mean": {...}, "strata": {...}, "cases": [...]}`` for summary.json."""
+
+    def block(rows: Sequence[CaseResult]) -> dict[str, Any]:
+        out: dict[str, Any] = {"n_cases": len(rows)}
+        lesion = [r.lesion for r in rows if r.lesion]
+        nonempty = [r.lesion for r in rows if r.lesion and r.lesion.truth_px > 0]
+        skin = [r.skin for r in rows if r.skin]
+        if lesion:
+            out["lesion"] = mean_scores(lesion)
+        if nonempty:
+            out["lesion_nonempty"] = mean_scores(nonempty)
+        if skin:
+            out["skin"] = mean_scores(skin)
+        errors = [r.affected_fraction_error for r in rows
+                  if r.affected_fraction_error is not None]
+        if errors:
+            mae, count = nan_mean([abs(e) for e in errors])
+            out["affected_fraction"] = {"mae": mae, "bias": float(np.mean(errors)), "n": count}
+        return out
+
+    strata: dict[str, list[CaseResult]] = defaultdict(list)
+    for result in results:
+        strata[result.stratum].append(result)
+    stratum_blocks = {name: block(rows) for name, rows in sorted(strata.items())}
+    dice_by_stratum = {name: b["lesion_nonempty"]["dice"] for name, b in stratum_blocks.items()
+                       if "lesion_nonempty" in b and b["lesion_nonempty"]["dice"] is not None}
+    spread = (max(dice_by_stratum.values()) - min(dice_by_stratum.values())
+              if len(dice_by_stratum) > 1 else None)
+    return {
+        "mean": block(results),
+        "strata": stratum_blocks,
+        "lesion_dice_gap_between_strata": spread,
+        "empty_mask_policy": (
+            "truth and prediction both empty: Dice=IoU=1, HD95=0, sensitivity/precision "
+            "undefined; one empty: Dice=IoU=0, HD95 undefined; undefined values are left out "
+            "of means (counts in *_n)."
+        ),
+        "cases": [r.to_dict() for r in results],
+    }
+
+
+def worst_cases(results: Sequence[CaseResult], count: int) -> list[CaseResult]:
+    """The cases with the lowest lesion Dice (skin Dice where no lesion mask)."""
+    def key(result: CaseResult) -> float:
+        scores = result.lesion or result.skin
+        return scores.dice if scores else math.inf
+
+    return sorted(results, key=key)[:count]
+
+
+def markdown_table(summary: dict[str, Any]) -> str:
+    """A readable table of means overall and per stratum."""
+    lines = ["| group | n | lesion Dice | lesion IoU | lesion HD95 px | skin Dice | "
+             "affected-fraction MAE |", "|---|---|---|---|---|---|---|"]
+
+    def fmt(value: Any) -> str:
+        return "–" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+
+    groups = [("all", summary["mean"])] + list(summary["strata"].items())
+    for name, block in groups:
+        lesion = block.get("lesion_nonempty") or block.get("lesion") or {}
+        skin = block.get("skin") or {}
+        affected = block.get("affected_fraction") or {}
+        lines.append(f"| {name} | {block['n_cases']} | {fmt(lesion.get('dice'))} | "
+                     f"{fmt(lesion.get('iou'))} | {fmt(lesion.get('hd95_px'))} | "
+                     f"{fmt(skin.get('dice'))} | {fmt(affected.get('mae'))} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,40 @@
+"""Build a predictor from a model folder (or the shipped default) and inference settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vitiseg.inference.predictor import Predictor
+from vitiseg.paths import default_model_dir
+
+
+def resolve_model_dir(checkpoint: str | Path | None) -> Path:
+    """The named model folder, or the shipped default; a clear error when neither exists."""
+    folder = Path(checkpoint).expanduser().resolve() if checkpoint else default_model_dir()
+    if not (folder / "metadata.json").is_file():
+        if checkpoint:
+            raise FileNotFoundError(f"{folder}: not a vitiseg model folder (no metadata.json)")
+        raise FileNotFoundError(
+            f"no default model found at {folder}; pass checkpoint=MODEL_FOLDER "
+            "(a training run's OUTPUT/model) or train one with vitiseg-train"
+        )
+    return folder
+
+
+def predictor_from_config(checkpoint: str | Path | None, infer: Any) -> tuple[Predictor, Path]:
+    """``infer``: mapping with device, tta, long_side, tile, batch_size, threads."""
+    if infer.get("threads"):
+        torch.set_num_threads(int(infer["threads"]))
+    folder = resolve_model_dir(checkpoint)
+    predictor = Predictor.from_folder(
+        folder,
+        device=infer.get("device", "cpu"),
+        long_side=infer.get("long_side"),
+        tile=infer.get("tile"),
+        batch_size=int(infer.get("batch_size", 4)),
+        tta=bool(infer.get("tta", False)),
+    )
+    return predictor, folder

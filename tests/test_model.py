@@ -1,0 +1,121 @@
+"""Networks, model folders and the tiled predictor."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from vitiseg.inference.predictor import Predictor, TorchBackend
+from vitiseg.inference.tiling import gaussian_weight, predict_tiled, tile_origins
+from vitiseg.models.model_folder import ModelMetadata, load_model_folder, save_model_folder
+from vitiseg.models.unet import build_model
+
+
+@pytest.mark.parametrize(
+    ("arch", "kwargs"),
+    [("compact_unet", {"width": 4}), ("resnet_unet", {"encoder": "resnet18"})],
+)
+@pytest.mark.parametrize("size", [(31, 45), (64, 64), (97, 130)])
+def test_any_input_size_gives_two_logit_maps_of_that_size(arch, kwargs, size):
+    model = build_model(arch, **kwargs).eval()
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, *size))
+    assert out.shape == (1, 2, *size)
+
+
+def test_unknown_architecture_is_refused():
+    with pytest.raises(ValueError, match="unknown architecture"):
+        build_model("transformer9000")
+
+
+def test_model_folder_round_trip_gives_identical_outputs(tmp_path, monkeypatch):
+    # Loading must not touch the network: make any socket use fail loudly.
+    import socket
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("network access during model loading")
+
+    monkeypatch.setattr(socket, "socket", no_network)
+    torch.manual_seed(1)
+    model = build_model("compact_unet", width=4).eval()
+    metadata = save_model_folder(
+        tmp_path / "m", model, ModelMetadata(arch="compact_unet", model_kwargs={"width": 4}),
+        half=False,
+    )
+    loaded, loaded_meta = load_model_folder(tmp_path / "m")
+    x = torch.randn(1, 3, 40, 56)
+    with torch.no_grad():
+        assert torch.equal(model(x), loaded(x))
+    assert loaded_meta.model_id == metadata.model_id and metadata.model_id.startswith("compact")
+    on_disk = json.loads((tmp_path / "m" / "metadata.json").read_text())
+    assert on_disk["output_names"] == ["skin", "lesion"]
+    assert on_disk["preprocessing"]["mean"] == [0.485, 0.456, 0.406]
+    assert not list((tmp_path / "m").glob("*.pt")), "weights must not be pickled"
+
+
+def test_half_precision_weights_stay_close(tmp_path):
+    torch.manual_seed(2)
+    model = build_model("compact_unet", width=4).eval()
+    save_model_folder(tmp_path / "m", model, ModelMetadata("compact_unet", {"width": 4}))
+    loaded, _ = load_model_folder(tmp_path / "m")
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(torch.sigmoid(model(x)), torch.sigmoid(loaded(x)), atol=2e-2)
+
+
+def test_missing_metadata_names_the_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="metadata.json"):
+        load_model_folder(tmp_path)
+
+
+def test_tile_origins_cover_the_whole_length():
+    for length in (10, 64, 65, 200, 513):
+        origins = tile_origins(length, 64, 0.25)
+        covered = np.zeros(max(length, 64), bool)
+        for start in origins:
+            covered[start:start + 64] = True
+        assert covered[:length].all()
+        assert origins[-1] + 64 >= length
+
+
+def test_gaussian_weight_peaks_in_the_centre_and_stays_positive():
+    weight = gaussian_weight(64)
+    assert weight.max() == pytest.approx(1.0)
+    assert weight.min() > 0
+    assert weight[32, 32] > weight[0, 0]
+
+
+def test_tiled_prediction_equals_whole_image_for_a_pixelwise_model():
+    # A per-pixel function gives the same answer tiled or not: blending must be exact.
+    image = np.random.default_rng(0).normal(size=(3, 150, 97)).astype(np.float32)
+
+    def pixelwise(batch: np.ndarray) -> np.ndarray:
+        return 1 / (1 + np.exp(-batch[:, :2]))
+
+    tiled = predict_tiled(image, pixelwise, tile=64, overlap=0.25)
+    assert tiled.shape == (2, 150, 97)
+    np.testing.assert_allclose(tiled, pixelwise(image[None])[0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("long_side", [None, 0])
+def test_predictor_keeps_the_photo_size(tiny_model_dir, long_side):
+    predictor = Predictor.from_folder(tiny_model_dir, long_side=long_side, tta=True)
+    rgb = np.random.default_rng(0).integers(0, 255, (203, 341, 3), dtype=np.uint8)
+    prediction = predictor.predict(rgb)
+    assert prediction.skin.shape == prediction.lesion.shape == (203, 341)
+    assert prediction.uncertainty is not None and prediction.uncertainty.shape == (203, 341)
+    assert 0 <= prediction.lesion.min() and prediction.lesion.max() <= 1
+    skin, lesion = predictor.masks(prediction)
+    assert not (lesion & ~skin).any(), "lesion must lie inside skin"
+
+
+def test_torch_backend_matches_direct_model_call(tiny_model_dir):
+    model, _ = load_model_folder(tiny_model_dir)
+    backend = TorchBackend(model)
+    batch = np.random.default_rng(1).normal(size=(2, 3, 64, 64)).astype(np.float32)
+    with torch.no_grad():
+        direct = torch.sigmoid(model(torch.from_numpy(batch))).numpy()
+    np.testing.assert_allclose(backend(batch), direct, atol=1e-5)
