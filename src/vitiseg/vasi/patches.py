@@ -1,0 +1,173 @@
+"""Pure mask maths: binarising inputs, merging speckles into patches, snapping levels.
+
+A patch's *extent* is its lesion pixels closed with a disk of the merge radius and then
+restricted to visible skin. Closing fills pigment specks and notches narrower than the
+disk but keeps pigmented islands larger than it outside the patch, so a ring of
+depigmentation around normal skin stays a 100 % patch (a plain hole fill would not).
+Two lesions separated by more than ``2 * radius`` pixels of other skin stay apart.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+from skimage import measure
+
+from vitiseg.vasi._records import JsonRecord
+
+
+def binarize(mask: np.ndarray, threshold: float, name: str) -> np.ndarray:
+    """Turn a mask or a probability map into a boolean mask.
+
+    Args:
+        mask: (H, W) bool or integer (non-zero = present), or float probabilities in [0, 1].
+        threshold: Probabilities at or above it count as present.
+        name: Used in error messages.
+
+    Returns:
+        (H, W) bool.
+    """
+    array = np.asarray(mask)
+    if array.ndim != 2:
+        raise ValueError(f"{name}: expected a (H, W) array, got shape {array.shape}")
+    if array.dtype == bool:
+        return array
+    if np.issubdtype(array.dtype, np.floating):
+        if not np.all(np.isfinite(array)) or array.min(initial=0) < 0 or array.max(initial=0) > 1:
+            raise ValueError(f"{name}: probabilities must be finite and within [0, 1]")
+        return array >= threshold
+    if np.issubdtype(array.dtype, np.integer):
+        return array != 0
+    raise ValueError(f"{name}: unsupported dtype {array.dtype}")
+
+
+def merge_radius(visible_px: int, radius_px: float | None, radius_fraction: float) -> float:
+    """Merge radius in pixels: ``radius_px`` if given, else a share of the skin's size.
+
+    Args:
+        visible_px: Visible skin area in pixels.
+        radius_px: Fixed radius in pixels, or None.
+        radius_fraction: Fraction of the equivalent diameter ``sqrt(4 * visible_px / pi)``.
+    """
+    if radius_px is not None:
+        return float(radius_px)
+    return radius_fraction * math.sqrt(4.0 * visible_px / math.pi)
+
+
+def close_with_disk(mask: np.ndarray, radius: float) -> np.ndarray:
+    """Binary closing with the Euclidean disk ``{(dy, dx): dy² + dx² <= radius²}``.
+
+    Done with two distance transforms, so the cost does not grow with the radius. Pixels
+    outside the image count as background, so nothing is bridged across the image edge,
+    and the result always contains ``mask``.
+
+    Args:
+        mask: (H, W) bool.
+        radius: Disk radius in pixels; below 1 the mask is returned unchanged.
+
+    Returns:
+        (H, W) bool.
+    """
+    if radius < 1 or not mask.any():
+        return mask.copy()
+    pad = math.ceil(radius) + 1
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    # Closing never reaches further than the radius beyond the mask's bounding box.
+    top, bottom = rows[0], rows[-1] + 1
+    left, right = cols[0], cols[-1] + 1
+    window = np.pad(mask[top:bottom, left:right], pad)
+    dilated = ndimage.distance_transform_edt(~window) <= radius
+    closed_window = ndimage.distance_transform_edt(dilated) > radius
+    height, width = mask.shape
+    y0, x0 = top - pad, left - pad
+    # Keep the part of the padded window that lies inside the image.
+    sy0, sx0 = max(0, -y0), max(0, -x0)
+    sy1 = closed_window.shape[0] - max(0, y0 + closed_window.shape[0] - height)
+    sx1 = closed_window.shape[1] - max(0, x0 + closed_window.shape[1] - width)
+    closed = np.zeros_like(mask)
+    closed[y0 + sy0 : y0 + sy1, x0 + sx0 : x0 + sx1] = closed_window[sy0:sy1, sx0:sx1]
+    return closed | mask
+
+
+def snap_level(share: float, levels: Sequence[float], cut_points: Sequence[float]) -> float | None:
+    """Snap a depigmented share to a VASI level.
+
+    Args:
+        share: Depigmented pixels / extent pixels, in [0, 1].
+        levels: Descending levels, e.g. (1.0, 0.9, 0.75, 0.5, 0.25, 0.1).
+        cut_points: Descending lower bounds, one per level, e.g. the midpoints
+            (0.95, 0.825, 0.625, 0.375, 0.175, 0.05).
+
+    Returns:
+        The first level whose cut point ``share`` reaches, or None when it is below all
+        of them (the patch is dropped as noise).
+    """
+    for level, cut in zip(levels, cut_points, strict=True):
+        if share >= cut:
+            return float(level)
+    return None
+
+
+@dataclass(frozen=True)
+class PatchExtent(JsonRecord):
+    """One connected patch extent in pixel units, before scoring.
+
+    Attributes:
+        label: 1-based label in raster order.
+        area_px: Extent area in pixels.
+        lesion_px: Depigmented pixels inside the extent.
+        bbox: (min_row, min_col, max_row, max_col), max exclusive.
+        centroid: (row, col) of the extent in pixels.
+    """
+
+    label: int
+    area_px: int
+    lesion_px: int
+    bbox: tuple[int, int, int, int]
+    centroid: tuple[float, float]
+
+    @property
+    def depigmented_share(self) -> float:
+        return self.lesion_px / self.area_px
+
+
+def patch_extents(
+    lesion: np.ndarray, visible: np.ndarray, radius: float, connectivity: int = 2
+) -> list[PatchExtent]:
+    """Connected patch extents of the lesion mask within visible skin.
+
+    Args:
+        lesion: (H, W) bool, depigmented pixels (already restricted to ``visible``).
+        visible: (H, W) bool, visible skin.
+        radius: Merge radius in pixels (see :func:`close_with_disk`).
+        connectivity: 1 = 4-neighbours, 2 = 8-neighbours.
+
+    Returns:
+        Every extent, in raster order of their first pixel; none is dropped here.
+    """
+    extent_mask = close_with_disk(lesion, radius) & visible
+    labels, count = measure.label(extent_mask, connectivity=connectivity, return_num=True)
+    if count == 0:
+        return []
+    flat = labels.ravel()
+    area = np.bincount(flat, minlength=count + 1)
+    lesion_count = np.bincount(flat, weights=lesion.ravel(), minlength=count + 1)
+    centroids = ndimage.center_of_mass(extent_mask, labels, range(1, count + 1))
+    extents = []
+    for label, slices in enumerate(ndimage.find_objects(labels), start=1):
+        rows, cols = slices
+        extents.append(
+            PatchExtent(
+                label=label,
+                area_px=int(area[label]),
+                lesion_px=int(round(lesion_count[label])),
+                bbox=(rows.start, cols.start, rows.stop, cols.stop),
+                centroid=(float(centroids[label - 1][0]), float(centroids[label - 1][1])),
+            )
+        )
+    return extents

@@ -1,0 +1,206 @@
+"""Loss with missing annotations, grouped splits, augmentation invariants, training runs."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import make_tiny_dataset
+from vitiseg.data.augment import AugmentSettings, training_transform
+from vitiseg.data.dataset_format import load_dataset
+from vitiseg.data.splits import patients_overlap, split_by_patient
+from vitiseg.data.torch_dataset import SegmentationDataset, load_case, targets_from_masks
+from vitiseg.training.loss import masked_bce_dice
+from vitiseg.training.settings import DatasetSpec, TrainSettings
+from vitiseg.training.trainer import train
+
+
+# ---------------------------------------------------------------- loss
+def test_unannotated_output_adds_nothing_and_gets_no_gradient():
+    logits = torch.randn(2, 2, 8, 8, requires_grad=True)
+    targets = torch.randint(0, 2, (2, 2, 8, 8)).float()
+    valid = torch.ones_like(targets)
+    valid[:, 0] = 0  # skin not annotated anywhere
+    loss, parts = masked_bce_dice(logits, targets, valid)
+    loss.backward()
+    assert parts["bce0"] == 0 and parts["dice0"] == 0
+    assert torch.count_nonzero(logits.grad[:, 0]) == 0
+    assert torch.count_nonzero(logits.grad[:, 1]) > 0
+
+
+def test_loss_ignores_whatever_the_unannotated_targets_say():
+    logits = torch.randn(1, 2, 8, 8)
+    valid = torch.zeros(1, 2, 8, 8)
+    valid[:, 1, :4] = 1
+    a = torch.zeros(1, 2, 8, 8)
+    b = a.clone()
+    b[:, 1, 4:] = 1  # differs only where not annotated
+    b[:, 0] = 1
+    assert masked_bce_dice(logits, a, valid)[0] == pytest.approx(masked_bce_dice(logits, b, valid)[0])
+
+
+def test_perfect_prediction_has_lower_loss_than_inverted():
+    targets = torch.zeros(1, 2, 16, 16)
+    targets[:, :, 4:12, 4:12] = 1
+    valid = torch.ones_like(targets)
+    good = (targets * 2 - 1) * 10
+    assert masked_bce_dice(good, targets, valid)[0] < 0.01
+    assert masked_bce_dice(-good, targets, valid)[0] > 5
+
+
+def test_targets_from_partial_masks():
+    lesion = np.zeros((4, 4), bool)
+    lesion[1:3, 1:3] = True
+    skin = np.zeros((4, 4), bool)
+    skin[:, :3] = True
+    # lesion only: lesion pixels are known skin, nothing else about skin is known
+    targets, valid = targets_from_masks(None, lesion, (4, 4))
+    assert valid[1].all() and (valid[0] == lesion).all() and (targets[0] == lesion).all()
+    # skin only: outside skin is known non-lesion, inside skin lesion is unknown
+    targets, valid = targets_from_masks(skin, None, (4, 4))
+    assert valid[0].all() and (valid[1] == ~skin).all() and not targets[1].any()
+    # neither
+    _, valid = targets_from_masks(None, None, (4, 4))
+    assert not valid.any()
+
+
+# ---------------------------------------------------------------- splits
+def test_patients_never_in_two_folds(tmp_path):
+    dataset = make_tiny_dataset(tmp_path / "d", n_cases=20)
+    cases = load_dataset(dataset)
+    for seed in range(5):
+        split = split_by_patient(cases, 0.3, seed)
+        assert not patients_overlap(cases, split)
+        assert split["val"] and split["train"]
+        assert sorted(split["train"] + split["val"]) == sorted(c.case_id for c in cases)
+
+
+def test_split_is_repeatable_and_respects_the_split_column(tmp_path):
+    dataset = make_tiny_dataset(tmp_path / "d", n_cases=12)
+    cases = load_dataset(dataset)
+    assert split_by_patient(cases, 0.25, 3) == split_by_patient(cases, 0.25, 3)
+    from dataclasses import replace
+
+    fixed = [replace(c, split="val") if c.patient_id == "p0" else c for c in cases]
+    split = split_by_patient(fixed, 0.0, 0)
+    assert set(split["val"]) == {"case00", "case01"}
+
+
+# ---------------------------------------------------------------- augmentation
+def _augmented_samples(dataset_dir: Path, epoch: int, seed: int = 0):
+    cases = [load_case(c, "tiny", 96) for c in load_dataset(dataset_dir)]
+    data = SegmentationDataset(cases, training_transform(AugmentSettings(crop=48)), seed=seed)
+    data.set_epoch(epoch)
+    return [data[i] for i in range(len(data))]
+
+
+def test_augmentation_keeps_masks_binary_and_lesion_inside_skin(tiny_dataset):
+    for sample in _augmented_samples(tiny_dataset, epoch=0):
+        for key in ("targets", "valid"):
+            assert set(torch.unique(sample[key]).tolist()) <= {0.0, 1.0}
+        skin, lesion = sample["targets"]
+        assert not (lesion.bool() & ~skin.bool()).any()
+        assert sample["image"].shape == (3, 48, 48)
+
+
+def test_augmentation_differs_across_epochs_and_samples_but_repeats_per_seed(tiny_dataset):
+    first = _augmented_samples(tiny_dataset, epoch=0)
+    again = _augmented_samples(tiny_dataset, epoch=0)
+    later = _augmented_samples(tiny_dataset, epoch=1)
+    assert all(torch.equal(a["image"], b["image"]) for a, b in zip(first, again, strict=True))
+    assert not all(torch.equal(a["image"], b["image"]) for a, b in zip(first, later, strict=True))
+    assert not torch.equal(first[0]["image"], first[1]["image"])
+
+
+def test_augmentation_streams_differ_across_dataloader_workers(tiny_dataset):
+    cases = [load_case(c, "tiny", 96) for c in load_dataset(tiny_dataset)]
+    # Same photo at every index: any difference comes from the random stream.
+    data = SegmentationDataset([cases[0]] * 4, training_transform(AugmentSettings(crop=48)))
+    loader = torch.utils.data.DataLoader(data, batch_size=1, num_workers=2)
+    images = [batch["image"][0] for batch in loader]
+    assert len({tuple(image.flatten()[:200].tolist()) for image in images}) == 4
+
+
+# ---------------------------------------------------------------- training
+def _settings(**overrides) -> TrainSettings:
+    base = dict(
+        arch="compact_unet", model_kwargs={"width": 4}, long_side=64, tile=64,
+        augment=AugmentSettings(crop=48), batch_size=2, samples_per_epoch=4, max_epochs=2,
+        warmup_steps=1, val_max_cases=4, threads=1,
+    )
+    base.update(overrides)
+    return TrainSettings(**base)
+
+
+def test_training_writes_model_folder_metrics_and_split(tmp_path):
+    lesion_only = make_tiny_dataset(tmp_path / "lesion", skin=False, seed=1)
+    skin_only = make_tiny_dataset(tmp_path / "skin", lesion=False, seed=2)
+    out = tmp_path / "run"
+    specs = [DatasetSpec(lesion_only, 0.7, "lesion"), DatasetSpec(skin_only, 0.3, "skin")]
+    result = train(_settings(), specs, out)
+    assert (out / "model" / "weights.safetensors").is_file()
+    assert (out / "split.json").is_file() and (out / "checkpoints" / "last.pt").is_file()
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert "val/lesion/lesion/dice" in rows[0] and "val/skin/skin/dice" in rows[0]
+    assert result.epochs_run == 2
+    checkpoint = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
+    assert checkpoint["state"]["epoch"] == 2
+
+
+def test_resume_continues_from_the_last_epoch(tmp_path):
+    dataset = make_tiny_dataset(tmp_path / "d")
+    out = tmp_path / "run"
+    train(_settings(max_epochs=1), [DatasetSpec(dataset)], out)
+    first = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
+    result = train(_settings(max_epochs=3), [DatasetSpec(dataset)], out)
+    resumed = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert result.epochs_run == 3 and [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert resumed["state"]["step"] == first["state"]["step"] + 2 * 2
+    assert float(rows[0]["train_loss"]) == pytest.approx(float(first["state"]["history"][0]
+                                                                ["train_loss"]))
+
+
+def test_training_command_end_to_end(tmp_path):
+    dataset = make_tiny_dataset(tmp_path / "d")
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "vitiseg.cli.train", f"dataset={dataset}", "debug=tiny",
+               f"output={out}"]
+    subprocess.run(command, check=True, capture_output=True, cwd=tmp_path)
+    evaluation = tmp_path / "eval"
+    subprocess.run([sys.executable, "-m", "vitiseg.cli.evaluate", f"checkpoint={out / 'model'}",
+                    f"dataset={dataset}", f"output={evaluation}", "gallery=2"],
+                   check=True, capture_output=True, cwd=tmp_path)
+    import json
+
+    summary = json.loads((evaluation / "summary.json").read_text())
+    assert len(summary["cases"]) == 6
+    assert set(summary["mean"]) >= {"lesion", "skin"}
+    assert 0 <= summary["mean"]["lesion"]["dice"] <= 1
+    assert (evaluation / "worst_cases" / "index.html").is_file()
+
+
+def test_ddp_two_processes_on_cpu_with_gloo(tmp_path):
+    dataset = make_tiny_dataset(tmp_path / "d", n_cases=8)
+    out = tmp_path / "run"
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+               "--master_port", "29517", "-m", "vitiseg.cli.train", "trainer=ddp",
+               "trainer.device=cpu", "trainer.amp=false", "trainer.num_workers=0",
+               f"dataset={dataset}", "debug=tiny", f"output={out}"]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path,
+                          env=environment, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert len(rows) == 2
+    # Each of the 2 ranks takes half of every epoch's samples: 4 samples / (2 per batch * 2).
+    assert int(rows[-1]["step"]) == 2
+    assert (out / "model" / "metadata.json").is_file()
