@@ -50,10 +50,23 @@ def run(command: list[object]) -> None:
 def demo(python: Path) -> None:
     bin_dir = python.parent
     samples, scores = ROOT / "demo" / "samples", ROOT / "demo" / "scores"
-    run([bin_dir / "vitiseg-synth", f"out={samples}", "n=6", "seed=7",
-         f"output={ROOT / 'demo' / 'synth-log'}"])
-    run([bin_dir / "vitiseg-score", f"input={samples / 'images'}",
-         f"manifest={samples / 'cases.csv'}", f"output={scores}"])
+    run(
+        [
+            bin_dir / "vitiseg-synth",
+            f"out={samples}",
+            "n=6",
+            "seed=7",
+            f"output={ROOT / 'demo' / 'synth-log'}",
+        ]
+    )
+    run(
+        [
+            bin_dir / "vitiseg-score",
+            f"input={samples / 'images'}",
+            f"manifest={samples / 'cases.csv'}",
+            f"output={scores}",
+        ]
+    )
     print(f"\nReport: {scores / 'report.html'}")
 
 

@@ -70,8 +70,14 @@ def make_tiny_dataset(
             write_png_atomic(root / "masks" / "lesion" / f"{case_id}.png", lesion_mask)
         if skin:
             write_png_atomic(root / "masks" / "skin" / f"{case_id}.png", skin_mask)
-        rows.append({"case_id": case_id, "patient_id": f"p{index // 2}", "region": "trunk",
-                     "fitzpatrick": 2 + index % 4})
+        rows.append(
+            {
+                "case_id": case_id,
+                "patient_id": f"p{index // 2}",
+                "region": "trunk",
+                "fitzpatrick": 2 + index % 4,
+            }
+        )
     write_cases_csv(root / "cases.csv", rows)
     return root
 
@@ -91,8 +97,11 @@ def tiny_model_dir(tmp_path: Path) -> Path:
 
     torch.manual_seed(0)
     model = build_model("compact_unet", width=4)
-    metadata = ModelMetadata(arch="compact_unet", model_kwargs={"width": 4},
-                             preprocessing=Preprocessing(long_side=128, tile=64))
+    metadata = ModelMetadata(
+        arch="compact_unet",
+        model_kwargs={"width": 4},
+        preprocessing=Preprocessing(long_side=128, tile=64),
+    )
     folder = tmp_path / "tiny-model"
     save_model_folder(folder, model.eval(), metadata)
     return folder

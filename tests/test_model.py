@@ -42,7 +42,9 @@ def test_model_folder_round_trip_gives_identical_outputs(tmp_path, monkeypatch):
     torch.manual_seed(1)
     model = build_model("compact_unet", width=4).eval()
     metadata = save_model_folder(
-        tmp_path / "m", model, ModelMetadata(arch="compact_unet", model_kwargs={"width": 4}),
+        tmp_path / "m",
+        model,
+        ModelMetadata(arch="compact_unet", model_kwargs={"width": 4}),
         half=False,
     )
     loaded, loaded_meta = load_model_folder(tmp_path / "m")
@@ -76,7 +78,7 @@ def test_tile_origins_cover_the_whole_length():
         origins = tile_origins(length, 64, 0.25)
         covered = np.zeros(max(length, 64), bool)
         for start in origins:
-            covered[start:start + 64] = True
+            covered[start : start + 64] = True
         assert covered[:length].all()
         assert origins[-1] + 64 >= length
 
@@ -107,7 +109,7 @@ def test_predictor_keeps_the_photo_size(tiny_model_dir, long_side):
     prediction = predictor.predict(rgb)
     assert prediction.skin.shape == prediction.lesion.shape == (203, 341)
     assert prediction.uncertainty is not None and prediction.uncertainty.shape == (203, 341)
-    assert 0 <= prediction.lesion.min() and prediction.lesion.max() <= 1
+    assert prediction.lesion.min() >= 0 and prediction.lesion.max() <= 1
     skin, lesion = predictor.masks(prediction)
     assert not (lesion & ~skin).any(), "lesion must lie inside skin"
 

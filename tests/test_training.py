@@ -43,7 +43,8 @@ def test_loss_ignores_whatever_the_unannotated_targets_say():
     b = a.clone()
     b[:, 1, 4:] = 1  # differs only where not annotated
     b[:, 0] = 1
-    assert masked_bce_dice(logits, a, valid)[0] == pytest.approx(masked_bce_dice(logits, b, valid)[0])
+    loss_a, loss_b = masked_bce_dice(logits, a, valid)[0], masked_bce_dice(logits, b, valid)[0]
+    assert loss_a == pytest.approx(loss_b)
 
 
 def test_perfect_prediction_has_lower_loss_than_inverted():
@@ -129,11 +130,24 @@ def test_augmentation_streams_differ_across_dataloader_workers(tiny_dataset):
 
 
 # ---------------------------------------------------------------- training
+def _metrics_rows(run: Path) -> list[dict[str, str]]:
+    with open(run / "metrics.csv", newline="") as stream:
+        return list(csv.DictReader(stream))
+
+
 def _settings(**overrides) -> TrainSettings:
     base = dict(
-        arch="compact_unet", model_kwargs={"width": 4}, long_side=64, tile=64,
-        augment=AugmentSettings(crop=48), batch_size=2, samples_per_epoch=4, max_epochs=2,
-        warmup_steps=1, val_max_cases=4, threads=1,
+        arch="compact_unet",
+        model_kwargs={"width": 4},
+        long_side=64,
+        tile=64,
+        augment=AugmentSettings(crop=48),
+        batch_size=2,
+        samples_per_epoch=4,
+        max_epochs=2,
+        warmup_steps=1,
+        val_max_cases=4,
+        threads=1,
     )
     base.update(overrides)
     return TrainSettings(**base)
@@ -147,7 +161,7 @@ def test_training_writes_model_folder_metrics_and_split(tmp_path):
     result = train(_settings(), specs, out)
     assert (out / "model" / "weights.safetensors").is_file()
     assert (out / "split.json").is_file() and (out / "checkpoints" / "last.pt").is_file()
-    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    rows = _metrics_rows(out)
     assert [int(r["epoch"]) for r in rows] == [1, 2]
     assert "val/lesion/lesion/dice" in rows[0] and "val/skin/skin/dice" in rows[0]
     assert result.epochs_run == 2
@@ -162,23 +176,41 @@ def test_resume_continues_from_the_last_epoch(tmp_path):
     first = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
     result = train(_settings(max_epochs=3), [DatasetSpec(dataset)], out)
     resumed = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
-    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    rows = _metrics_rows(out)
     assert result.epochs_run == 3 and [int(r["epoch"]) for r in rows] == [1, 2, 3]
     assert resumed["state"]["step"] == first["state"]["step"] + 2 * 2
-    assert float(rows[0]["train_loss"]) == pytest.approx(float(first["state"]["history"][0]
-                                                                ["train_loss"]))
+    assert float(rows[0]["train_loss"]) == pytest.approx(
+        float(first["state"]["history"][0]["train_loss"])
+    )
 
 
 def test_training_command_end_to_end(tmp_path):
     dataset = make_tiny_dataset(tmp_path / "d")
     out = tmp_path / "run"
-    command = [sys.executable, "-m", "vitiseg.cli.train", f"dataset={dataset}", "debug=tiny",
-               f"output={out}"]
+    command = [
+        sys.executable,
+        "-m",
+        "vitiseg.cli.train",
+        f"dataset={dataset}",
+        "debug=tiny",
+        f"output={out}",
+    ]
     subprocess.run(command, check=True, capture_output=True, cwd=tmp_path)
     evaluation = tmp_path / "eval"
-    subprocess.run([sys.executable, "-m", "vitiseg.cli.evaluate", f"checkpoint={out / 'model'}",
-                    f"dataset={dataset}", f"output={evaluation}", "gallery=2"],
-                   check=True, capture_output=True, cwd=tmp_path)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vitiseg.cli.evaluate",
+            f"checkpoint={out / 'model'}",
+            f"dataset={dataset}",
+            f"output={evaluation}",
+            "gallery=2",
+        ],
+        check=True,
+        capture_output=True,
+        cwd=tmp_path,
+    )
     import json
 
     summary = json.loads((evaluation / "summary.json").read_text())
@@ -192,14 +224,29 @@ def test_ddp_two_processes_on_cpu_with_gloo(tmp_path):
     dataset = make_tiny_dataset(tmp_path / "d", n_cases=8)
     out = tmp_path / "run"
     environment = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-               "--master_port", "29517", "-m", "vitiseg.cli.train", "trainer=ddp",
-               "trainer.device=cpu", "trainer.amp=false", "trainer.num_workers=0",
-               f"dataset={dataset}", "debug=tiny", f"output={out}"]
-    done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path,
-                          env=environment, timeout=300)
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29517",
+        "-m",
+        "vitiseg.cli.train",
+        "trainer=ddp",
+        "trainer.device=cpu",
+        "trainer.amp=false",
+        "trainer.num_workers=0",
+        f"dataset={dataset}",
+        "debug=tiny",
+        f"output={out}",
+    ]
+    done = subprocess.run(
+        command, capture_output=True, text=True, cwd=tmp_path, env=environment, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-3000:]
-    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    rows = _metrics_rows(out)
     assert len(rows) == 2
     # Each of the 2 ranks takes half of every epoch's samples: 4 samples / (2 per batch * 2).
     assert int(rows[-1]["step"]) == 2

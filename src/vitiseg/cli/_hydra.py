@@ -30,7 +30,5 @@ def run_hydra(config_name: str, task: Callable[[DictConfig], int | None]) -> Non
     # Name the job after the command, so default run folders read outputs/<command>/<date>.
     if not any(arg.startswith("hydra.job.name=") for arg in sys.argv[1:]):
         sys.argv.append(f"hydra.job.name={config_name}")
-    hydra.main(config_path=str(config_dir()), config_name=config_name, version_base="1.3")(
-        _task
-    )()
+    hydra.main(config_path=str(config_dir()), config_name=config_name, version_base="1.3")(_task)()
     sys.exit(exit_code[0])

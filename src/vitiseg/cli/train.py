@@ -41,8 +41,10 @@ def settings_from_config(cfg: DictConfig) -> TrainSettings:
         long_side=cfg.data.long_side,
         tile=model.tile,
         augment=AugmentSettings(
-            crop=cfg.augment.crop, scale=tuple(cfg.augment.scale),
-            rotate_deg=cfg.augment.rotate_deg, colour=cfg.augment.colour,
+            crop=cfg.augment.crop,
+            scale=tuple(cfg.augment.scale),
+            rotate_deg=cfg.augment.rotate_deg,
+            colour=cfg.augment.colour,
             noise_blur=cfg.augment.noise_blur,
         ),
         batch_size=trainer.batch_size,
@@ -73,8 +75,13 @@ def settings_from_config(cfg: DictConfig) -> TrainSettings:
 
 def task(cfg: DictConfig) -> int:
     result = train(settings_from_config(cfg), dataset_specs(cfg), output_dir())
-    log.info("best val lesion Dice %.4f after %d epochs (%.1f min); model folder: %s",
-             result.best_metric, result.epochs_run, result.minutes, result.model_dir)
+    log.info(
+        "best val lesion Dice %.4f after %d epochs (%.1f min); model folder: %s",
+        result.best_metric,
+        result.epochs_run,
+        result.minutes,
+        result.model_dir,
+    )
     return 0
 
 

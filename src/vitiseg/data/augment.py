@@ -36,8 +36,9 @@ def training_transform(settings: AugmentSettings) -> A.Compose:
                 fill_mask=0,
                 p=0.8,
             ),
-            A.PadIfNeeded(settings.crop, settings.crop, border_mode=cv2.BORDER_CONSTANT,
-                          fill=0, fill_mask=0),
+            A.PadIfNeeded(
+                settings.crop, settings.crop, border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=0
+            ),
             A.RandomCrop(settings.crop, settings.crop),
             A.HorizontalFlip(p=0.5),
             A.VerticalFlip(p=0.2),
@@ -50,8 +51,11 @@ def training_transform(settings: AugmentSettings) -> A.Compose:
             A.RGBShift(int(12 * c), int(12 * c), int(12 * c), p=0.3 * min(c, 1)),
             A.ToGray(p=0.03 * min(c, 1)),
             A.OneOf(
-                [A.GaussianBlur(blur_limit=(3, 5)), A.MotionBlur(blur_limit=5),
-                 A.GaussNoise(std_range=(0.02, 0.06))],
+                [
+                    A.GaussianBlur(blur_limit=(3, 5)),
+                    A.MotionBlur(blur_limit=5),
+                    A.GaussNoise(std_range=(0.02, 0.06)),
+                ],
                 p=0.3 * settings.noise_blur,
             ),
             A.ImageCompression(quality_range=(55, 95), p=0.3 * settings.noise_blur),

@@ -95,10 +95,7 @@ def load_dataset(root: str | Path) -> list[Case]:
         case_id = row["case_id"]
         if case_id not in images:
             continue
-        masks = {
-            kind: (root / "masks" / kind / f"{case_id}.png")
-            for kind in MASK_KINDS
-        }
+        masks = {kind: (root / "masks" / kind / f"{case_id}.png") for kind in MASK_KINDS}
         try:
             cases.append(
                 Case(

@@ -29,6 +29,7 @@ def split_by_patient(
         if case.split in ("train", "val", "test"):
             fixed[case.patient_id] = case.split
     free_patients = sorted({c.patient_id for c in cases} - set(fixed))
+
     # Order patients by a seeded hash so adding a patient does not reshuffle the others.
     def rank(patient: str) -> str:
         return hashlib.sha256(f"{seed}:{patient}".encode()).hexdigest()

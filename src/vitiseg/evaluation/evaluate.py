@@ -22,7 +22,7 @@ from vitiseg.data.dataset_format import Case
 from vitiseg.inference.predictor import Predictor
 from vitiseg.io.images import read_mask, read_rgb
 from vitiseg.metrics.segmentation import MaskScores, mean_scores, nan_mean, score_masks
-from vitiseg.metrics.skin_tone import ITA_TO_FITZPATRICK, individual_typology_angle, ita_category
+from vitiseg.metrics.skin_tone import individual_typology_angle, ita_category
 
 log = logging.getLogger(__name__)
 
@@ -68,14 +68,19 @@ def evaluate_case(predictor: Predictor, case: Case, *, keep_masks: bool = False)
     rgb = read_rgb(case.image_path)
     prediction = predictor.predict(rgb)
     skin_pred, lesion_pred = predictor.masks(prediction)
-    truth = {kind: (read_mask(p) if (p := case.mask_path(kind)) else None)
-             for kind in ("skin", "lesion")}
+    truth = {
+        kind: (read_mask(p) if (p := case.mask_path(kind)) else None)
+        for kind in ("skin", "lesion")
+    }
     for kind, mask in truth.items():
         if mask is not None and mask.shape != lesion_pred.shape:
-            raise ValueError(f"{case.mask_path(kind)}: mask size {mask.shape} differs from "
-                             f"image {lesion_pred.shape}")
-    lesion_scores = score_masks(lesion_pred, truth["lesion"]) if truth["lesion"] is not None \
-        else None
+            raise ValueError(
+                f"{case.mask_path(kind)}: mask size {mask.shape} differs from "
+                f"image {lesion_pred.shape}"
+            )
+    lesion_scores = (
+        score_masks(lesion_pred, truth["lesion"]) if truth["lesion"] is not None else None
+    )
     skin_scores = None
     if truth["skin"] is not None:
         skin_true = truth["skin"] | (truth["lesion"] if truth["lesion"] is not None else False)
@@ -86,19 +91,36 @@ def evaluate_case(predictor: Predictor, case: Case, *, keep_masks: bool = False)
     normal_skin = truth["skin"] if truth["skin"] is not None else skin_pred
     lesion_for_tone = truth["lesion"] if truth["lesion"] is not None else lesion_pred
     ita = individual_typology_angle(rgb, normal_skin & ~lesion_for_tone)
-    if case.fitzpatrick:
-        stratum = f"fitzpatrick_{case.fitzpatrick}"
-    else:
-        stratum = f"ita_{ita_category(ita)}"
-    masks = {"rgb": rgb, "skin_pred": skin_pred, "lesion_pred": lesion_pred,
-             **{f"{k}_true": v for k, v in truth.items() if v is not None}} if keep_masks else {}
-    return CaseResult(case.case_id, case.patient_id, lesion_scores, skin_scores, affected_true,
-                      _fraction(lesion_pred, skin_pred), stratum, ita, masks)
+    # The recorded Fitzpatrick type wins; otherwise the skin tone measured from the photo.
+    stratum = f"fitzpatrick_{case.fitzpatrick}" if case.fitzpatrick else f"ita_{ita_category(ita)}"
+    masks = (
+        {
+            "rgb": rgb,
+            "skin_pred": skin_pred,
+            "lesion_pred": lesion_pred,
+            **{f"{k}_true": v for k, v in truth.items() if v is not None},
+        }
+        if keep_masks
+        else {}
+    )
+    return CaseResult(
+        case.case_id,
+        case.patient_id,
+        lesion_scores,
+        skin_scores,
+        affected_true,
+        _fraction(lesion_pred, skin_pred),
+        stratum,
+        ita,
+        masks,
+    )
 
 
 def evaluate_cases(predictor: Predictor, cases: Sequence[Case]) -> list[CaseResult]:
-    return [evaluate_case(predictor, case)
-            for case in tqdm(cases, desc="evaluating", unit="photo", dynamic_ncols=True)]
+    return [
+        evaluate_case(predictor, case)
+        for case in tqdm(cases, desc="evaluating", unit="photo", dynamic_ncols=True)
+    ]
 
 
 def summarise(results: Sequence[CaseResult]) -> dict[str, Any]:
@@ -115,8 +137,7 @@ def summarise(results: Sequence[CaseResult]) -> dict[str, Any]:
             out["lesion_nonempty"] = mean_scores(nonempty)
         if skin:
             out["skin"] = mean_scores(skin)
-        errors = [r.affected_fraction_error for r in rows
-                  if r.affected_fraction_error is not None]
+        errors = [r.affected_fraction_error for r in rows if r.affected_fraction_error is not None]
         if errors:
             mae, count = nan_mean([abs(e) for e in errors])
             out["affected_fraction"] = {"mae": mae, "bias": float(np.mean(errors)), "n": count}
@@ -126,10 +147,16 @@ def summarise(results: Sequence[CaseResult]) -> dict[str, Any]:
     for result in results:
         strata[result.stratum].append(result)
     stratum_blocks = {name: block(rows) for name, rows in sorted(strata.items())}
-    dice_by_stratum = {name: b["lesion_nonempty"]["dice"] for name, b in stratum_blocks.items()
-                       if "lesion_nonempty" in b and b["lesion_nonempty"]["dice"] is not None}
-    spread = (max(dice_by_stratum.values()) - min(dice_by_stratum.values())
-              if len(dice_by_stratum) > 1 else None)
+    dice_by_stratum = {
+        name: b["lesion_nonempty"]["dice"]
+        for name, b in stratum_blocks.items()
+        if "lesion_nonempty" in b and b["lesion_nonempty"]["dice"] is not None
+    }
+    spread = (
+        max(dice_by_stratum.values()) - min(dice_by_stratum.values())
+        if len(dice_by_stratum) > 1
+        else None
+    )
     return {
         "mean": block(results),
         "strata": stratum_blocks,
@@ -145,6 +172,7 @@ def summarise(results: Sequence[CaseResult]) -> dict[str, Any]:
 
 def worst_cases(results: Sequence[CaseResult], count: int) -> list[CaseResult]:
     """The cases with the lowest lesion Dice (skin Dice where no lesion mask)."""
+
     def key(result: CaseResult) -> float:
         scores = result.lesion or result.skin
         return scores.dice if scores else math.inf
@@ -154,8 +182,11 @@ def worst_cases(results: Sequence[CaseResult], count: int) -> list[CaseResult]:
 
 def markdown_table(summary: dict[str, Any]) -> str:
     """A readable table of means overall and per stratum."""
-    lines = ["| group | n | lesion Dice | lesion IoU | lesion HD95 px | skin Dice | "
-             "affected-fraction MAE |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| group | n | lesion Dice | lesion IoU | lesion HD95 px | skin Dice | "
+        "affected-fraction MAE |",
+        "|---|---|---|---|---|---|---|",
+    ]
 
     def fmt(value: Any) -> str:
         return "–" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
@@ -165,7 +196,9 @@ def markdown_table(summary: dict[str, Any]) -> str:
         lesion = block.get("lesion_nonempty") or block.get("lesion") or {}
         skin = block.get("skin") or {}
         affected = block.get("affected_fraction") or {}
-        lines.append(f"| {name} | {block['n_cases']} | {fmt(lesion.get('dice'))} | "
-                     f"{fmt(lesion.get('iou'))} | {fmt(lesion.get('hd95_px'))} | "
-                     f"{fmt(skin.get('dice'))} | {fmt(affected.get('mae'))} |")
+        lines.append(
+            f"| {name} | {block['n_cases']} | {fmt(lesion.get('dice'))} | "
+            f"{fmt(lesion.get('iou'))} | {fmt(lesion.get('hd95_px'))} | "
+            f"{fmt(skin.get('dice'))} | {fmt(affected.get('mae'))} |"
+        )
     return "\n".join(lines) + "\n"

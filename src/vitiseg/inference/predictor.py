@@ -85,8 +85,9 @@ class Predictor:
         return cls(TorchBackend(model, device), metadata, **kwargs)
 
     def _probabilities(self, image: np.ndarray) -> np.ndarray:
-        return predict_tiled(image, self.backend, tile=self.tile, overlap=self.overlap,
-                             batch_size=self.batch_size)
+        return predict_tiled(
+            image, self.backend, tile=self.tile, overlap=self.overlap, batch_size=self.batch_size
+        )
 
     def predict(self, rgb: np.ndarray) -> Prediction:
         """Args: rgb (H, W, 3) uint8. Returns probabilities at (H, W)."""

@@ -63,13 +63,16 @@ def predict_tiled(
     weight = gaussian_weight(tile)
     accumulated = np.zeros((out_channels, full_h, full_w), np.float32)
     weights = np.zeros((full_h, full_w), np.float32)
-    boxes = [(y, x) for y in tile_origins(full_h, tile, overlap)
-             for x in tile_origins(full_w, tile, overlap)]
+    boxes = [
+        (y, x)
+        for y in tile_origins(full_h, tile, overlap)
+        for x in tile_origins(full_w, tile, overlap)
+    ]
     for start in range(0, len(boxes), batch_size):
-        chunk = boxes[start:start + batch_size]
-        batch = np.stack([image[:, y:y + tile, x:x + tile] for y, x in chunk])
+        chunk = boxes[start : start + batch_size]
+        batch = np.stack([image[:, y : y + tile, x : x + tile] for y, x in chunk])
         probabilities = run_batch(np.ascontiguousarray(batch))
         for (y, x), probability in zip(chunk, probabilities, strict=True):
-            accumulated[:, y:y + tile, x:x + tile] += probability * weight
-            weights[y:y + tile, x:x + tile] += weight
+            accumulated[:, y : y + tile, x : x + tile] += probability * weight
+            weights[y : y + tile, x : x + tile] += weight
     return (accumulated / weights)[:, :height, :width]

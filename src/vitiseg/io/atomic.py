@@ -12,7 +12,6 @@ from typing import Any
 import cv2
 import numpy as np
 
-
 # mkstemp creates files readable by the owner only; outputs get the usual permissions.
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -58,8 +57,9 @@ def write_png_atomic(path: str | Path, image: np.ndarray) -> None:
 
 
 def write_jpeg_atomic(path: str | Path, rgb: np.ndarray, quality: int = 90) -> None:
-    ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
-                               [cv2.IMWRITE_JPEG_QUALITY, quality])
+    ok, encoded = cv2.imencode(
+        ".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality]
+    )
     if not ok:
         raise OSError(f"{path}: JPEG encoding failed")
     write_bytes_atomic(path, encoded.tobytes())

@@ -36,7 +36,9 @@ def _header_size(path: Path, max_pixels: int) -> tuple[int, int]:
         with Image.open(path) as header:
             width, height = header.size
     except Exception as exc:  # Pillow raises many types for non-images
-        raise ImageReadError(f"{path}: not a readable image ({exc.__class__.__name__}: {exc})")
+        raise ImageReadError(
+            f"{path}: not a readable image ({exc.__class__.__name__}: {exc})"
+        ) from exc
     if width <= 0 or height <= 0:
         raise ImageReadError(f"{path}: image header gives an empty size {width}x{height}")
     if width * height > max_pixels:
@@ -105,7 +107,9 @@ def read_rgb(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nd
         # Pillow lacks some 16-bit colour TIFF layouts; OpenCV reads them.
         rgb = _decode_with_opencv(path)
     except Exception as exc:
-        raise ImageReadError(f"{path}: could not decode ({exc.__class__.__name__}: {exc})")
+        raise ImageReadError(
+            f"{path}: could not decode ({exc.__class__.__name__}: {exc})"
+        ) from exc
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ImageReadError(f"{path}: unexpected decoded shape {rgb.shape}")
     return np.ascontiguousarray(rgb)
@@ -124,7 +128,9 @@ def read_mask(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.n
             image.load()
             array = np.asarray(image)
     except Exception as exc:
-        raise ImageReadError(f"{path}: could not read mask ({exc.__class__.__name__}: {exc})")
+        raise ImageReadError(
+            f"{path}: could not read mask ({exc.__class__.__name__}: {exc})"
+        ) from exc
     if array.ndim == 3:
         array = array[..., 0]
     return array > 0
@@ -139,4 +145,6 @@ def read_mask_raw(path: str | Path) -> np.ndarray:
             image.load()
             return np.asarray(image)
     except Exception as exc:
-        raise ImageReadError(f"{path}: could not read mask ({exc.__class__.__name__}: {exc})")
+        raise ImageReadError(
+            f"{path}: could not read mask ({exc.__class__.__name__}: {exc})"
+        ) from exc

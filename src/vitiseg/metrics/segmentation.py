@@ -47,8 +47,10 @@ class MaskScores:
     predicted_px: int
 
     def to_dict(self) -> dict[str, float]:
-        return {k: (None if isinstance(v, float) and math.isnan(v) else v)
-                for k, v in asdict(self).items()}
+        return {
+            k: (None if isinstance(v, float) and math.isnan(v) else v)
+            for k, v in asdict(self).items()
+        }
 
 
 def _ratio(numerator: int, denominator: int) -> float:

@@ -21,8 +21,14 @@ ITA_CATEGORIES = (
     (-math.inf, "dark"),
 )
 # A rough bridge to Fitzpatrick types used when cases.csv gives none (Del Bino 2013).
-ITA_TO_FITZPATRICK = {"very_light": 1, "light": 2, "intermediate": 3, "tan": 4, "brown": 5,
-                      "dark": 6}
+ITA_TO_FITZPATRICK = {
+    "very_light": 1,
+    "light": 2,
+    "intermediate": 3,
+    "tan": 4,
+    "brown": 5,
+    "dark": 6,
+}
 
 
 def individual_typology_angle(rgb: np.ndarray, skin: np.ndarray) -> float | None:

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -107,8 +106,9 @@ def save_model_folder(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {
-        name: (t.detach().cpu().half() if half and t.is_floating_point() else t.detach().cpu())
-        .contiguous()
+        name: (
+            t.detach().cpu().half() if half and t.is_floating_point() else t.detach().cpu()
+        ).contiguous()
         for name, t in model.state_dict().items()
     }
     with tempfile.TemporaryDirectory(dir=folder) as scratch:

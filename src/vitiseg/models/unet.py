@@ -30,8 +30,9 @@ def _conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
 
 class _DoubleConv(nn.Sequential):
     def __init__(self, in_channels: int, out_channels: int) -> None:
-        super().__init__(_conv_bn_relu(in_channels, out_channels),
-                         _conv_bn_relu(out_channels, out_channels))
+        super().__init__(
+            _conv_bn_relu(in_channels, out_channels), _conv_bn_relu(out_channels, out_channels)
+        )
 
 
 class _UpBlock(nn.Module):

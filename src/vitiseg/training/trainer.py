@@ -104,8 +104,13 @@ def _load_split_cases(
             val_ids = sorted(picker.choice(val_ids, settings.val_max_cases, replace=False))
         train += [load_case(by_id[i], spec.label, settings.long_side) for i in split["train"]]
         val[spec.label] = [load_case(by_id[i], spec.label, settings.long_side) for i in val_ids]
-        log.info("%s: %d train / %d val cases (%d val patients)", spec.label,
-                 len(split["train"]), len(val_ids), len({by_id[i].patient_id for i in val_ids}))
+        log.info(
+            "%s: %d train / %d val cases (%d val patients)",
+            spec.label,
+            len(split["train"]),
+            len(val_ids),
+            len({by_id[i].patient_id for i in val_ids}),
+        )
     return train, val, splits
 
 
@@ -118,8 +123,9 @@ def _epoch_indices(
         counts[item.dataset] += 1
     shares = {spec.label: spec.weight for spec in specs if counts[spec.label]}
     total = sum(shares.values())
-    probabilities = np.array([shares[item.dataset] / total / counts[item.dataset]
-                              for item in train])
+    probabilities = np.array(
+        [shares[item.dataset] / total / counts[item.dataset] for item in train]
+    )
     probabilities /= probabilities.sum()
     rng = deterministic_rng(settings.seed, "epoch", epoch)
     return rng.choice(len(train), settings.samples_per_epoch, replace=True, p=probabilities)
@@ -128,8 +134,11 @@ def _epoch_indices(
 # ---------------------------------------------------------------- validation
 @torch.no_grad()
 def validate(
-    model: nn.Module, val: dict[str, list[LoadedCase]], device: torch.device,
-    mean, std,
+    model: nn.Module,
+    val: dict[str, list[LoadedCase]],
+    device: torch.device,
+    mean,
+    std,
 ) -> dict[str, Any]:
     """Mean Dice per dataset and output over the validation cases (full photos)."""
     model.eval()
@@ -214,8 +223,11 @@ def train(settings: TrainSettings, specs: list[DatasetSpec], output_dir: Path) -
         save_split(output_dir / "split.json", splits)
     preprocessing = Preprocessing(long_side=settings.long_side, tile=settings.tile)
     dataset = SegmentationDataset(
-        train_cases, training_transform(settings.augment),
-        mean=preprocessing.mean, std=preprocessing.std, seed=settings.seed,
+        train_cases,
+        training_transform(settings.augment),
+        mean=preprocessing.mean,
+        std=preprocessing.std,
+        seed=settings.seed,
     )
 
     model = build_model(settings.arch, **settings.model_kwargs)
@@ -229,8 +241,9 @@ def train(settings: TrainSettings, specs: list[DatasetSpec], output_dir: Path) -
         network = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
-    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr,
-                                  weight_decay=settings.weight_decay)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
+    )
     use_amp = settings.amp and device.type == "cuda"
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
@@ -238,8 +251,7 @@ def train(settings: TrainSettings, specs: list[DatasetSpec], output_dir: Path) -
     steps_per_epoch = max(1, settings.samples_per_epoch // (settings.batch_size * world))
     total_steps = steps_per_epoch * settings.max_epochs
     budget_seconds = settings.max_minutes * 60 if settings.max_minutes else math.inf
-    state = {"epoch": 0, "step": 0, "elapsed": 0.0, "best": -math.inf, "stale": 0,
-             "history": []}
+    state = {"epoch": 0, "step": 0, "elapsed": 0.0, "best": -math.inf, "stale": 0, "history": []}
     checkpoint_path = output_dir / "checkpoints" / "last.pt"
     if settings.resume and checkpoint_path.is_file():
         checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
@@ -257,17 +269,27 @@ def train(settings: TrainSettings, specs: list[DatasetSpec], output_dir: Path) -
         dataset.set_epoch(epoch)
         indices = _epoch_indices(train_cases, specs, settings, epoch)[rank::world]
         loader = DataLoader(
-            Subset(dataset, indices.tolist()), batch_size=settings.batch_size, shuffle=False,
-            num_workers=settings.num_workers, drop_last=True,
+            Subset(dataset, indices.tolist()),
+            batch_size=settings.batch_size,
+            shuffle=False,
+            num_workers=settings.num_workers,
+            drop_last=True,
         )
         losses: list[float] = []
-        bar = tqdm(loader, total=steps_per_epoch, disable=not main_process, leave=False,
-                   desc=f"epoch {epoch + 1}/{settings.max_epochs}", dynamic_ncols=True)
+        bar = tqdm(
+            loader,
+            total=steps_per_epoch,
+            disable=not main_process,
+            leave=False,
+            desc=f"epoch {epoch + 1}/{settings.max_epochs}",
+            dynamic_ncols=True,
+        )
         for batch_index, batch in enumerate(bar):
             if batch_index >= steps_per_epoch:
                 break
-            progress = max(state["step"] / total_steps,
-                           (time.monotonic() - started) / budget_seconds)
+            progress = max(
+                state["step"] / total_steps, (time.monotonic() - started) / budget_seconds
+            )
             for group in optimizer.param_groups:
                 group["lr"] = _learning_rate(settings, state["step"], progress)
             images = batch["image"].to(device, non_blocking=True)
@@ -282,8 +304,9 @@ def train(settings: TrainSettings, specs: list[DatasetSpec], output_dir: Path) -
             scaler.update()
             state["step"] += 1
             losses.append(float(loss.detach()))
-            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}",
-                            lr=f"{optimizer.param_groups[0]['lr']:.1e}")
+            bar.set_postfix(
+                loss=f"{np.mean(losses[-20:]):.3f}", lr=f"{optimizer.param_groups[0]['lr']:.1e}"
+            )
         bar.close()
         state["epoch"] = epoch + 1
         state["elapsed"] = time.monotonic() - started
@@ -293,10 +316,14 @@ def train(settings: TrainSettings, specs: list[DatasetSpec], output_dir: Path) -
         if main_process:
             results = validate(model, val_cases, device, preprocessing.mean, preprocessing.std)
             metric = _selection_metric(results, select_label)
-            row = {"epoch": epoch + 1, "step": state["step"],
-                   "lr": optimizer.param_groups[0]["lr"],
-                   "train_loss": float(np.mean(losses)) if losses else math.nan,
-                   "minutes": round(state["elapsed"] / 60, 2), "select_metric": metric}
+            row = {
+                "epoch": epoch + 1,
+                "step": state["step"],
+                "lr": optimizer.param_groups[0]["lr"],
+                "train_loss": float(np.mean(losses)) if losses else math.nan,
+                "minutes": round(state["elapsed"] / 60, 2),
+                "select_metric": metric,
+            }
             _flatten("val", results, row)
         metric = _broadcast_float(metric, device)
         improved = not math.isnan(metric) and metric > state["best"]
@@ -309,14 +336,25 @@ def train(settings: TrainSettings, specs: list[DatasetSpec], output_dir: Path) -
             _write_metrics_csv(output_dir / "metrics.csv", state["history"])
             if improved:
                 _export(model, settings, specs, preprocessing, results, row, model_dir)
-            _save_checkpoint(checkpoint_path, {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scaler": scaler.state_dict(), "state": state,
-                "settings": {k: str(v) for k, v in asdict(settings).items()},
-            })
-            log.info("epoch %d  loss %.4f  val %s lesion Dice %.4f  best %.4f  (%.1f min)",
-                     epoch + 1, row["train_loss"], select_label, metric, state["best"],
-                     state["elapsed"] / 60)
+            _save_checkpoint(
+                checkpoint_path,
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scaler": scaler.state_dict(),
+                    "state": state,
+                    "settings": {k: str(v) for k, v in asdict(settings).items()},
+                },
+            )
+            log.info(
+                "epoch %d  loss %.4f  val %s lesion Dice %.4f  best %.4f  (%.1f min)",
+                epoch + 1,
+                row["train_loss"],
+                select_label,
+                metric,
+                state["best"],
+                state["elapsed"] / 60,
+            )
         if settings.early_stop_patience and state["stale"] >= settings.early_stop_patience:
             log.info("early stop: no improvement for %d epochs", state["stale"])
             break
@@ -334,9 +372,12 @@ def _export(model, settings, specs, preprocessing, results, row, model_dir) -> N
         model_kwargs=dict(settings.model_kwargs),
         preprocessing=preprocessing,
         training={
-            "datasets": [{"name": s.label, "path": s.path.name, "weight": s.weight}
-                         for s in specs],
-            "epoch": row["epoch"], "step": row["step"], "minutes": row["minutes"],
+            "datasets": [
+                {"name": s.label, "path": s.path.name, "weight": s.weight} for s in specs
+            ],
+            "epoch": row["epoch"],
+            "step": row["step"],
+            "minutes": row["minutes"],
             "config": settings.config_snapshot,
         },
         validation=results,
