@@ -1,0 +1,166 @@
+"""vitiseg-compare: baseline vs follow-up for two photos or a whole manifest.
+
+Two photos:  ``vitiseg-compare baseline=IMG followup=IMG output=DIR [region=face]
+[checkpoint=MODEL]``; a manifest: ``vitiseg-compare manifest=CSV output=DIR
+baseline_visit=V0 followup_visit=V1``. Options in ``configs/compare.yaml``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from vitiseg.cli._hydra import output_dir, run_hydra
+from vitiseg.compare import AlignSettings, compare_photos, write_pair_outputs
+from vitiseg.compare.manifest import (
+    ManifestError,
+    compare_manifest,
+    read_manifest,
+    write_manifest_outputs,
+)
+from vitiseg.compare.pairs import Segmenter
+from vitiseg.io.images import ImageReadError, read_rgb
+from vitiseg.paths import default_model_dir
+from vitiseg.vasi import load_vasi_config
+
+log = logging.getLogger(__name__)
+
+
+class UsageError(ValueError):
+    """The command line does not describe one of the two modes."""
+
+
+def load_segmenter(checkpoint: str | None, device: str, tta: bool) -> Segmenter:
+    """Photo -> (skin, lesion) masks with the given or the shipped model folder."""
+    folder = Path(checkpoint).expanduser() if checkpoint else default_model_dir()
+    if not (folder / "metadata.json").is_file():
+        hint = (
+            "pass checkpoint=MODEL_FOLDER"
+            if checkpoint
+            else "no model has shipped yet; pass checkpoint=MODEL_FOLDER (a vitiseg-train output)"
+        )
+        raise FileNotFoundError(f"no vitiseg model folder at {folder}: {hint}")
+    from vitiseg.inference.predictor import Predictor  # torch only once a model is found
+
+    predictor = Predictor.from_folder(folder, device=device, tta=tta)
+    log.info("model %s from %s", predictor.metadata.model_id, folder)
+
+    def segment(rgb):
+        return predictor.masks(predictor.predict(rgb))
+
+    return segment
+
+
+def align_settings(cfg: DictConfig) -> AlignSettings:
+    values = OmegaConf.to_container(cfg.align, resolve=True)
+    values.pop("method", None)
+    return AlignSettings(**values)
+
+
+def _optional_float(value) -> float | None:
+    return None if value is None else float(value)
+
+
+def task(cfg: DictConfig) -> int:
+    try:
+        return _run(cfg)
+    except (UsageError, FileNotFoundError) as error:
+        log.error("%s", error)
+        return 2
+
+
+def _run(cfg: DictConfig) -> int:
+    photos = cfg.baseline is not None or cfg.followup is not None
+    if bool(cfg.manifest) == photos:
+        raise UsageError(
+            "give either baseline=IMG followup=IMG, or manifest=CSV baseline_visit=V0 "
+            "followup_visit=V1"
+        )
+    if photos and (cfg.baseline is None or cfg.followup is None):
+        raise UsageError("two-photo mode needs both baseline=IMG and followup=IMG")
+    if not photos and (cfg.baseline_visit is None or cfg.followup_visit is None):
+        raise UsageError("manifest mode needs baseline_visit=V0 and followup_visit=V1")
+    segment = load_segmenter(cfg.checkpoint, str(cfg.device), bool(cfg.tta))
+    config = load_vasi_config(cfg.vasi)
+    options = {
+        "align_method": str(cfg.align.method),
+        "align_settings": align_settings(cfg),
+        "tolerance_px": int(cfg.tolerance_px),
+        "config": config,
+    }
+    out = output_dir()
+    if photos:
+        return _two_photos(cfg, segment, out, options)
+    return _manifest(cfg, segment, out, options)
+
+
+def _two_photos(cfg: DictConfig, segment: Segmenter, out: Path, options: dict) -> int:
+    paths = Path(str(cfg.baseline)).expanduser(), Path(str(cfg.followup)).expanduser()
+    try:
+        baseline_rgb, followup_rgb = read_rgb(paths[0]), read_rgb(paths[1])
+    except ImageReadError as error:
+        log.error("%s", error)
+        return 1
+    result = compare_photos(
+        baseline_rgb,
+        followup_rgb,
+        segment,
+        str(cfg.region),
+        pixels_per_cm=_optional_float(cfg.pixels_per_cm),
+        followup_pixels_per_cm=_optional_float(cfg.followup_pixels_per_cm),
+        body_surface_cm2=_optional_float(cfg.body_surface_cm2),
+        **options,
+    )
+    write_pair_outputs(
+        out,
+        result,
+        baseline_rgb,
+        followup_rgb,
+        identifiers={"baseline_image": str(paths[0]), "followup_image": str(paths[1])},
+        panels=bool(cfg.panels),
+        panel_max_side=int(cfg.panel_max_side),
+    )
+    comparison = result.comparison
+    log.info(
+        "%s VASI %.3f -> %.3f (improvement %s); alignment %s",
+        comparison.region,
+        comparison.baseline.vasi,
+        comparison.followup.vasi,
+        comparison.response.improvement,
+        comparison.alignment.reason,
+    )
+    log.info("results: %s", out / "comparison.json")
+    return 0
+
+
+def _manifest(cfg: DictConfig, segment: Segmenter, out: Path, options: dict) -> int:
+    try:
+        photos = read_manifest(Path(str(cfg.manifest)).expanduser(), cfg.images)
+        result = compare_manifest(
+            photos,
+            segment,
+            baseline_visit=str(cfg.baseline_visit),
+            followup_visit=str(cfg.followup_visit),
+            out_dir=out,
+            panels=bool(cfg.panels),
+            panel_max_side=int(cfg.panel_max_side),
+            **options,
+        )
+    except ManifestError as error:
+        log.error("%s", error)
+        return 1
+    write_manifest_outputs(out, result)
+    log.info("%d patient(s) compared; report: %s", len(result.patients), out / "report.html")
+    for failure in result.failures:
+        log.error("%s", failure)
+    return 1 if result.failures else 0
+
+
+def main() -> None:
+    run_hydra("compare", task)
+
+
+if __name__ == "__main__":
+    main()

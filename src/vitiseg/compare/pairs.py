@@ -1,0 +1,321 @@
+"""Two photos of one region: align, segment, compare, and write every output.
+
+The segmentation model is passed in as a function (``segment(rgb) -> (skin, lesion)``), so
+this module needs no torch and tests can inject masks.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+
+from vitiseg.compare.align import (
+    Alignment,
+    AlignSettings,
+    align_images,
+    identity_alignment,
+    warp_to_baseline,
+)
+from vitiseg.compare.change import Comparison, compare_masks
+from vitiseg.compare.panels import blink_gif, change_map_image, checkerboard, side_by_side
+from vitiseg.io.atomic import (
+    write_bytes_atomic,
+    write_jpeg_atomic,
+    write_json_atomic,
+    write_png_atomic,
+    write_text_atomic,
+)
+from vitiseg.vasi import VasiConfig
+
+logger = logging.getLogger(__name__)
+
+Segmenter = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+AlignMethod = Literal["features", "none"]
+
+# Flat columns of comparison.csv (manifest mode puts patient_id first).
+COMPARISON_COLUMNS = (
+    "region",
+    "baseline_image",
+    "followup_image",
+    "baseline_vasi",
+    "followup_vasi",
+    "change",
+    "improvement",
+    "vasi50",
+    "vasi75",
+    "vasi90",
+    "below_detectable_change",
+    "scored_within",
+    "repigmented_px",
+    "new_px",
+    "stable_px",
+    "compared_px",
+    "repigmented_cm2",
+    "new_cm2",
+    "stable_cm2",
+    "repigmented_share",
+    "alignment_reliable",
+    "alignment_reason",
+    "alignment_method",
+    "alignment_inliers",
+    "alignment_inlier_ratio",
+    "alignment_reprojection_error_px",
+    "alignment_ecc_correlation",
+    "alignment_overlap",
+    "notes",
+)
+
+
+@dataclass(frozen=True, eq=False)
+class PairResult:
+    """A compared photo pair.
+
+    Attributes:
+        comparison: Scores, response, change map and alignment.
+        aligned_followup: (H, W, 3) uint8 RGB follow-up in the baseline frame (black outside
+            its field of view); None when the alignment was unreliable.
+    """
+
+    comparison: Comparison
+    aligned_followup: np.ndarray | None
+
+
+def align_photos(
+    baseline_rgb: np.ndarray,
+    followup_rgb: np.ndarray,
+    method: AlignMethod = "features",
+    settings: AlignSettings | None = None,
+) -> Alignment:
+    """Feature-based alignment, or the identity for photos already registered."""
+    if method == "none":
+        return identity_alignment(baseline_rgb.shape[:2], followup_rgb.shape[:2])
+    if method != "features":
+        raise ValueError(f"align method: 'features' or 'none', got {method!r}")
+    return align_images(baseline_rgb, followup_rgb, settings)
+
+
+def compare_photos(
+    baseline_rgb: np.ndarray,
+    followup_rgb: np.ndarray,
+    segment: Segmenter,
+    region: str,
+    *,
+    align_method: AlignMethod = "features",
+    align_settings: AlignSettings | None = None,
+    pixels_per_cm: float | None = None,
+    followup_pixels_per_cm: float | None = None,
+    body_surface_cm2: float | None = None,
+    tolerance_px: int = 0,
+    config: VasiConfig | None = None,
+) -> PairResult:
+    """Align the follow-up to the baseline, segment both and compare them.
+
+    Args:
+        baseline_rgb: (H, W, 3) uint8 baseline photo.
+        followup_rgb: (H', W', 3) uint8 follow-up photo.
+        segment: Photo -> (skin, lesion) (H, W) bool masks, e.g. a predictor's
+            ``lambda rgb: predictor.masks(predictor.predict(rgb))``.
+        region: VASI region name.
+        align_method: ``"features"`` or ``"none"`` (photos already registered).
+        align_settings: Alignment settings; None for the defaults.
+        pixels_per_cm, followup_pixels_per_cm, body_surface_cm2, tolerance_px, config:
+            As for :func:`vitiseg.compare.change.compare_masks`.
+    """
+    alignment = align_photos(baseline_rgb, followup_rgb, align_method, align_settings)
+    baseline_skin, baseline_lesion = segment(baseline_rgb)
+    followup_skin, followup_lesion = segment(followup_rgb)
+    comparison = compare_masks(
+        baseline_skin,
+        baseline_lesion,
+        followup_skin,
+        followup_lesion,
+        alignment,
+        region,
+        pixels_per_cm=pixels_per_cm,
+        followup_pixels_per_cm=followup_pixels_per_cm,
+        body_surface_cm2=body_surface_cm2,
+        tolerance_px=tolerance_px,
+        config=config,
+    )
+    aligned = warp_to_baseline(followup_rgb, alignment) if comparison.labels is not None else None
+    return PairResult(comparison=comparison, aligned_followup=aligned)
+
+
+def comparison_row(comparison: Comparison, **identifiers: Any) -> dict[str, Any]:
+    """One flat CSV row (``COMPARISON_COLUMNS`` plus any identifiers given, first)."""
+    result = comparison.response
+    areas = comparison.areas
+    alignment = comparison.alignment
+    row: dict[str, Any] = {
+        **identifiers,
+        "region": comparison.region,
+        "baseline_vasi": comparison.baseline.vasi,
+        "followup_vasi": comparison.followup.vasi,
+        "change": result.change,
+        "improvement": result.improvement,
+        "vasi50": result.vasi50,
+        "vasi75": result.vasi75,
+        "vasi90": result.vasi90,
+        "below_detectable_change": result.below_detectable_change,
+        "scored_within": comparison.scored_within,
+        "alignment_reliable": alignment.reliable,
+        "alignment_reason": alignment.reason,
+        "alignment_method": alignment.method,
+        "alignment_inliers": alignment.inliers,
+        "alignment_inlier_ratio": alignment.inlier_ratio,
+        "alignment_reprojection_error_px": alignment.reprojection_error_px,
+        "alignment_ecc_correlation": alignment.ecc_correlation,
+        "alignment_overlap": alignment.overlap,
+        "notes": " | ".join(comparison.notes),
+    }
+    for name in (
+        "repigmented_px",
+        "new_px",
+        "stable_px",
+        "compared_px",
+        "repigmented_cm2",
+        "new_cm2",
+        "stable_cm2",
+        "repigmented_share",
+    ):
+        row[name] = None if areas is None else getattr(areas, name)
+    return row
+
+
+def csv_text(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    """Rows as CSV text; None becomes an empty cell, floats keep full precision."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(
+        buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n"
+    )
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: "" if value is None else value for key, value in row.items()})
+    return buffer.getvalue()
+
+
+def write_pair_outputs(
+    out_dir: str | Path,
+    result: PairResult,
+    baseline_rgb: np.ndarray,
+    followup_rgb: np.ndarray,
+    *,
+    identifiers: Mapping[str, Any] | None = None,
+    panels: bool = True,
+    panel_max_side: int = 1024,
+) -> dict[str, str]:
+    """Write a pair's files into ``out_dir`` and return them by kind (names relative to it).
+
+    Always ``comparison.json``, ``comparison.csv`` and ``side_by_side.jpg`` (with a warning
+    banner when the alignment is unreliable). With a reliable alignment also
+    ``aligned_followup.jpg``, ``change_map.png`` (colour, legend), ``change_labels.png``
+    (raw :class:`~vitiseg.compare.change.ChangeClass` values), ``blink.gif`` and
+    ``alignment_check.jpg`` (checkerboard of baseline and aligned follow-up).
+
+    Args:
+        out_dir: Folder to write into (created).
+        result: From :func:`compare_photos`.
+        baseline_rgb: (H, W, 3) uint8 baseline photo.
+        followup_rgb: (H', W', 3) uint8 follow-up photo.
+        identifiers: Extra leading fields for the JSON and CSV (e.g. image paths).
+        panels: Write the picture files (JSON and CSV are always written).
+        panel_max_side: Pictures are shrunk to this long side.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    comparison = result.comparison
+    identifiers = dict(identifiers or {})
+    files: dict[str, str] = {}
+    if panels:
+        files.update(_write_pictures(out_dir, result, baseline_rgb, followup_rgb, panel_max_side))
+    row = comparison_row(comparison, **identifiers)
+    columns = [*[key for key in identifiers if key not in COMPARISON_COLUMNS], *COMPARISON_COLUMNS]
+    write_text_atomic(out_dir / "comparison.csv", csv_text([row], columns))
+    files["csv"] = "comparison.csv"
+    files["json"] = "comparison.json"
+    write_json_atomic(
+        out_dir / "comparison.json", {**identifiers, **comparison.to_dict(), "files": files}
+    )
+    return files
+
+
+def _write_pictures(
+    out_dir: Path,
+    result: PairResult,
+    baseline_rgb: np.ndarray,
+    followup_rgb: np.ndarray,
+    max_side: int,
+) -> dict[str, str]:
+    comparison = result.comparison
+    files: dict[str, str] = {}
+    baseline_small = _shrink(baseline_rgb, max_side)
+    if result.aligned_followup is None or comparison.labels is None:
+        panel = side_by_side(
+            [baseline_small, _shrink(followup_rgb, max_side)],
+            ["baseline", "follow-up"],
+            banner=f"NOT ALIGNED: {comparison.alignment.reason}",
+        )
+        write_jpeg_atomic(out_dir / "side_by_side.jpg", panel)
+        files["side_by_side"] = "side_by_side.jpg"
+        return files
+
+    height, width = baseline_small.shape[:2]
+    aligned_small = cv2.resize(
+        result.aligned_followup, (width, height), interpolation=cv2.INTER_AREA
+    )
+    labels_small = cv2.resize(comparison.labels, (width, height), interpolation=cv2.INTER_NEAREST)
+    change_map = change_map_image(labels_small, baseline_small, areas=comparison.areas)
+    write_jpeg_atomic(out_dir / "aligned_followup.jpg", result.aligned_followup)
+    write_png_atomic(out_dir / "change_labels.png", comparison.labels)
+    write_png_atomic(out_dir / "change_map.png", change_map)
+    response = comparison.response
+    improvement = "n/a" if response.improvement is None else f"{100 * response.improvement:+.0f}%"
+    panel = side_by_side(
+        [baseline_small, aligned_small, change_map[:height]],
+        [
+            f"baseline VASI {comparison.baseline.vasi:.2f}",
+            f"follow-up VASI {comparison.followup.vasi:.2f}",
+            f"change (improvement {improvement})",
+        ],
+    )
+    write_jpeg_atomic(
+        out_dir / "side_by_side.jpg",
+        np.vstack([panel, _pad_width(change_map[height:], panel.shape[1])]),
+    )
+    write_bytes_atomic(
+        out_dir / "blink.gif",
+        blink_gif([baseline_small, aligned_small], ["baseline", "follow-up (aligned)"]),
+    )
+    write_jpeg_atomic(out_dir / "alignment_check.jpg", checkerboard(baseline_small, aligned_small))
+    files.update(
+        aligned_followup="aligned_followup.jpg",
+        change_labels="change_labels.png",
+        change_map="change_map.png",
+        side_by_side="side_by_side.jpg",
+        blink="blink.gif",
+        alignment_check="alignment_check.jpg",
+    )
+    return files
+
+
+def _shrink(image: np.ndarray, max_side: int) -> np.ndarray:
+    scale = max_side / max(image.shape[:2])
+    if scale >= 1:
+        return image
+    size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def _pad_width(image: np.ndarray, width: int) -> np.ndarray:
+    if image.shape[1] >= width:
+        return image[:, :width]
+    pad = np.full((image.shape[0], width - image.shape[1], 3), 255, np.uint8)
+    return np.hstack([image, pad])

@@ -1,0 +1,352 @@
+"""Baseline vs follow-up from masks: change maps, improvement, outputs, the compare command."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.test_align import MOVES, camera_move, visit_pair
+from vitiseg.compare import (
+    ChangeClass,
+    align_images,
+    change_areas,
+    change_labels,
+    compare_masks,
+    compare_photos,
+    identity_alignment,
+    write_pair_outputs,
+)
+from vitiseg.compare.manifest import (
+    ManifestError,
+    compare_manifest,
+    read_manifest,
+    write_manifest_outputs,
+)
+from vitiseg.io.atomic import write_png_atomic
+from vitiseg.vasi import VasiConfig
+
+# Patches are exactly the lesion pixels (no speckle merging), so a solid lesion's region
+# VASI is hand units * lesion px / skin px, which the tests compute on their own.
+EXACT = VasiConfig(merge_radius_px=0.0, min_patch_area_px=0, min_patch_area_fraction=0.0)
+FACE_HAND_UNITS = EXACT.hand_units("face")
+
+
+def discs(shape: tuple[int, int], centres: list[tuple[int, int]], radii: list[int]) -> np.ndarray:
+    mask = np.zeros(shape, np.uint8)
+    for centre, radius in zip(centres, radii, strict=True):
+        cv2.circle(mask, centre, radius, 1, -1)
+    return mask.astype(bool)
+
+
+def face_visits(shape=(200, 240)):
+    """A skin ellipse with three lesions; at follow-up they shrink and one new spot appears."""
+    skin = np.zeros(shape, np.uint8)
+    cv2.ellipse(skin, (120, 100), (110, 90), 0, 0, 360, 1, -1)
+    centres = [(70, 70), (160, 80), (120, 145)]
+    baseline = discs(shape, centres, [25, 20, 18])
+    followup = discs(shape, centres, [12, 15, 0]) | discs(shape, [(60, 140)], [6])
+    return skin.astype(bool), baseline, followup
+
+
+def expected_vasi(skin: np.ndarray, lesion: np.ndarray) -> float:
+    return FACE_HAND_UNITS * np.count_nonzero(lesion & skin) / np.count_nonzero(skin)
+
+
+def test_shrinking_lesions_give_the_expected_improvement_and_change_map():
+    skin, before, after = face_visits()
+    result = compare_masks(
+        skin,
+        before,
+        skin,
+        after,
+        identity_alignment(skin.shape, skin.shape),
+        "face",
+        pixels_per_cm=10.0,
+        config=EXACT,
+    )
+    assert result.scored_within == "common_area"
+    baseline_vasi, followup_vasi = expected_vasi(skin, before), expected_vasi(skin, after)
+    assert result.baseline.vasi == pytest.approx(baseline_vasi)
+    assert result.followup.vasi == pytest.approx(followup_vasi)
+    expected_improvement = (baseline_vasi - followup_vasi) / baseline_vasi
+    assert result.response.improvement == pytest.approx(expected_improvement)
+    assert result.response.vasi50 == (expected_improvement >= 0.5)
+    assert result.response.vasi75 == (expected_improvement >= 0.75)
+
+    labels = result.labels
+    np.testing.assert_array_equal(labels == ChangeClass.REPIGMENTED, before & ~after)
+    np.testing.assert_array_equal(labels == ChangeClass.NEW, after & ~before)
+    np.testing.assert_array_equal(labels == ChangeClass.STABLE, before & after)
+    np.testing.assert_array_equal(labels == ChangeClass.NOT_COMPARED, ~skin)
+    areas = result.areas
+    assert areas.repigmented_px == np.count_nonzero(before & ~after)
+    assert areas.new_px == np.count_nonzero(after & ~before)
+    assert areas.repigmented_cm2 == pytest.approx(areas.repigmented_px / 100.0)
+    assert areas.new_cm2 == pytest.approx(areas.new_px / 100.0)
+    assert areas.repigmented_share == pytest.approx(
+        np.count_nonzero(before & ~after) / np.count_nonzero(before)
+    )
+
+
+def test_photos_moved_between_visits_are_aligned_before_comparing():
+    pair = visit_pair(move=MOVES["rotate-scale-shift-tilt"])
+    truth = {
+        id(pair["baseline"]): pair["baseline_lesion"],
+        id(pair["followup"]): pair["followup_lesion"],
+    }
+
+    def segment(rgb):  # masks injected: the test is about alignment and change, not a model
+        lesion = truth[id(rgb)]
+        return np.ones(lesion.shape, bool), lesion
+
+    result = compare_photos(pair["baseline"], pair["followup"], segment, "face", config=EXACT)
+    comparison = result.comparison
+    assert comparison.alignment.reliable, comparison.alignment.reason
+    # The same comparison with the true homography and exactly warped masks, independently:
+    h, w = pair["baseline_lesion"].shape
+    common = (
+        cv2.warpPerspective(
+            np.ones((h, w), np.uint8), pair["true_homography"], (w, h), flags=cv2.INTER_NEAREST
+        )
+        > 0
+    )
+    after = (
+        cv2.warpPerspective(
+            pair["followup_lesion"].astype(np.uint8),
+            pair["true_homography"],
+            (w, h),
+            flags=cv2.INTER_NEAREST,
+        )
+        > 0
+    )
+    before = pair["baseline_lesion"] & common
+    after &= common
+    expected = 1 - np.count_nonzero(after) / np.count_nonzero(before)
+    assert comparison.response.improvement == pytest.approx(expected, abs=0.01)
+    repigmented = before & ~after
+    found = comparison.labels == ChangeClass.REPIGMENTED
+    overlap = np.count_nonzero(found & repigmented) / np.count_nonzero(found | repigmented)
+    assert overlap > 0.97
+    assert result.aligned_followup.shape == pair["baseline"].shape
+
+
+def test_unreliable_alignment_scores_each_photo_and_makes_no_change_map():
+    skin, before, after = face_visits()
+    unrelated = align_images(np.zeros((200, 240, 3), np.uint8), np.zeros((200, 240, 3), np.uint8))
+    assert not unrelated.reliable
+    result = compare_masks(skin, before, skin, after, unrelated, "face", config=EXACT)
+    assert result.labels is None and result.areas is None
+    assert result.scored_within == "each_photo"
+    assert "alignment unreliable" in result.notes[0]
+    assert result.followup.vasi == pytest.approx(expected_vasi(skin, after))
+
+
+def test_skin_at_one_visit_only_is_not_called_change():
+    skin, before, _ = face_visits()
+    covered = skin.copy()
+    covered[:, :100] = False  # e.g. hair or a hand over the left part at follow-up
+    labels = change_labels(skin, before, covered, np.zeros_like(before))
+    assert not np.any(labels[:, :100] == ChangeClass.REPIGMENTED)
+    np.testing.assert_array_equal(labels[:, 100:] == ChangeClass.REPIGMENTED, before[:, 100:])
+
+
+def test_tolerance_absorbs_a_one_pixel_border_shift():
+    shape = (60, 60)
+    skin = np.ones(shape, bool)
+    before = discs(shape, [(30, 30)], [12])
+    after = np.roll(before, 1, axis=1)
+    exact = change_areas(change_labels(skin, before, skin, after))
+    assert exact.repigmented_px == np.count_nonzero(before & ~after) > 0
+    tolerant = change_areas(change_labels(skin, before, skin, after, tolerance_px=1))
+    assert tolerant.repigmented_px == 0 and tolerant.new_px == 0
+    assert tolerant.stable_px == np.count_nonzero(before | after)
+
+
+def test_pair_outputs_are_written_and_consistent(tmp_path):
+    skin, before, after = face_visits()
+    photo = np.full((*skin.shape, 3), (190, 140, 110), np.uint8)
+    photo[before] = (235, 220, 205)
+    result = compare_photos(
+        photo,
+        photo.copy(),
+        lambda rgb: (skin, before if rgb is photo else after),
+        "face",
+        align_method="none",
+        pixels_per_cm=10.0,
+        config=EXACT,
+    )
+    files = write_pair_outputs(
+        tmp_path,
+        result,
+        photo,
+        photo,
+        identifiers={"baseline_image": "a.jpg", "followup_image": "b.jpg"},
+    )
+    for name in files.values():
+        assert (tmp_path / name).is_file(), name
+    data = json.loads((tmp_path / "comparison.json").read_text())
+    assert data["improvement"] == pytest.approx(result.comparison.response.improvement)
+    assert data["areas"]["repigmented_cm2"] == pytest.approx(
+        np.count_nonzero(before & ~after) / 100.0
+    )
+    assert data["alignment"]["reliable"] is True
+    with open(tmp_path / "comparison.csv", newline="") as stream:
+        (row,) = list(csv.DictReader(stream))
+    assert row["baseline_image"] == "a.jpg"
+    assert float(row["followup_vasi"]) == pytest.approx(expected_vasi(skin, after))
+    labels = cv2.imread(str(tmp_path / "change_labels.png"), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(labels, result.comparison.labels)
+    with Image.open(tmp_path / "blink.gif") as gif:
+        assert gif.n_frames == 2
+
+
+def test_unaligned_pair_writes_a_warning_panel_and_no_change_map(tmp_path):
+    skin, before, after = face_visits()
+    photo = np.zeros((*skin.shape, 3), np.uint8)
+    result = compare_photos(
+        photo,
+        photo[:, :200].copy(),
+        lambda rgb: (skin[:, : rgb.shape[1]], before[:, : rgb.shape[1]]),
+        "face",
+        align_method="none",
+        config=EXACT,
+    )
+    files = write_pair_outputs(tmp_path, result, photo, photo[:, :200])
+    assert set(files) == {"side_by_side", "csv", "json"}
+    data = json.loads((tmp_path / "comparison.json").read_text())
+    assert data["areas"] is None and data["scored_within"] == "each_photo"
+    assert "sizes differ" in data["alignment"]["reason"]
+
+
+def make_manifest(tmp_path):
+    """Two patients: p1 face at both visits (pair) plus hands at baseline only; p2 face only
+    at baseline. Photos are flat colours; masks come from a lookup by file name."""
+    skin, before, after = face_visits()
+    masks = {}
+    rows = ["patient_id,visit,region,image,pixels_per_cm"]
+    for name, patient, visit, region, lesion in [
+        ("p1_v0_face", "p1", "V0", "face", before),
+        ("p1_v1_face", "p1", "V1", "face", after),
+        ("p1_v0_hands", "p1", "V0", "hands", before),
+        ("p2_v0_face", "p2", "V0", "face", after),
+    ]:
+        image = np.full((*skin.shape, 3), len(masks) * 40 + 20, np.uint8)
+        write_png_atomic(tmp_path / "photos" / f"{name}.png", image)
+        masks[int(image[0, 0, 0])] = (skin, lesion)
+        rows.append(f"{patient},{visit},{region},photos/{name}.png,10")
+    (tmp_path / "manifest.csv").write_text("\n".join(rows) + "\n")
+    return tmp_path / "manifest.csv", lambda rgb: masks[int(rgb[0, 0, 0])]
+
+
+def test_manifest_comparison_gives_per_patient_f_and_t_vasi(tmp_path):
+    manifest, segment = make_manifest(tmp_path)
+    photos = read_manifest(manifest)
+    result = compare_manifest(
+        photos,
+        segment,
+        baseline_visit="V0",
+        followup_visit="V1",
+        out_dir=tmp_path / "out",
+        align_method="none",
+        config=EXACT,
+    )
+    write_manifest_outputs(tmp_path / "out", result)
+    skin, before, after = face_visits()
+    p1, p2 = result.patients
+    assert p1.f_vasi.baseline == pytest.approx(expected_vasi(skin, before))
+    assert p1.f_vasi.followup == pytest.approx(expected_vasi(skin, after))
+    # Hands have no follow-up photo, so T-VASI compares the face alone at both visits.
+    assert p1.t_vasi.baseline == pytest.approx(p1.f_vasi.baseline)
+    assert p2.f_vasi is None and p2.single_visit[0] == "V0"
+    with open(tmp_path / "out" / "visit_scores.csv", newline="") as stream:
+        visits = list(csv.DictReader(stream))
+    assert [(r["patient_id"], r["visit"]) for r in visits] == [
+        ("p1", "V0"),
+        ("p1", "V1"),
+        ("p2", "V0"),
+    ]
+    with open(tmp_path / "out" / "comparison.csv", newline="") as stream:
+        regions = list(csv.DictReader(stream))
+    assert [(r["patient_id"], r["region"]) for r in regions] == [
+        ("p1", "face"),
+        ("p1", "hands"),
+        ("p2", "face"),
+    ]
+    assert "no follow-up photo" in regions[1]["notes"]
+    assert (tmp_path / "out" / "pairs" / "p1" / "face" / "change_map.png").is_file()
+    report = (tmp_path / "out" / "report.html").read_text()
+    assert "p1 / face" in report and "<script" not in report
+
+
+def test_manifest_problems_are_named(tmp_path):
+    (tmp_path / "m.csv").write_text("patient_id,visit,image\np1,V0,a.png\n")
+    with pytest.raises(ManifestError, match="region"):
+        read_manifest(tmp_path / "m.csv")
+    manifest, segment = make_manifest(tmp_path)
+    with pytest.raises(ManifestError, match="'W12' not in the manifest"):
+        compare_manifest(
+            read_manifest(manifest),
+            segment,
+            baseline_visit="V0",
+            followup_visit="W12",
+            out_dir=tmp_path / "out",
+        )
+
+
+def test_a_model_folder_plugs_into_the_comparison(tmp_path, tiny_model_dir, monkeypatch):
+    from vitiseg.cli import compare as command
+
+    segment = command.load_segmenter(str(tiny_model_dir), "cpu", tta=False)
+    pair = visit_pair(size=(120, 160), move=camera_move((120, 160), 3.0, 1.0, (4, -3), (0, 0)))
+    skin, lesion = segment(pair["baseline"])
+    assert skin.shape == lesion.shape == (120, 160) and skin.dtype == lesion.dtype == bool
+    result = compare_photos(pair["baseline"], pair["followup"], segment, "face")
+    assert result.comparison.baseline.skin_px <= 120 * 160
+    monkeypatch.setattr(command, "default_model_dir", lambda: tmp_path / "models" / "default")
+    with pytest.raises(FileNotFoundError, match="no model has shipped yet"):
+        command.load_segmenter(None, "cpu", tta=False)
+
+
+@pytest.mark.slow
+def test_compare_command_on_two_photos_with_a_tiny_model(tmp_path, tiny_model_dir):
+    pair = visit_pair(size=(240, 320), move=camera_move((240, 320), 5.0, 1.05, (8, -6), (1e-4, 0)))
+    write_png_atomic(tmp_path / "before.png", pair["baseline"])
+    write_png_atomic(tmp_path / "after.png", pair["followup"])
+    out = tmp_path / "out"
+    command = [
+        sys.executable,
+        "-m",
+        "vitiseg.cli.compare",
+        f"baseline={tmp_path / 'before.png'}",
+        f"followup={tmp_path / 'after.png'}",
+        f"output={out}",
+        "region=face",
+        f"checkpoint={tiny_model_dir}",
+    ]
+    subprocess.run(command, check=True, capture_output=True, cwd=tmp_path)
+    data = json.loads((out / "comparison.json").read_text())
+    assert data["region"] == "face"
+    assert data["alignment"]["reliable"] is True
+    assert (out / "side_by_side.jpg").is_file() and (out / "blink.gif").is_file()
+
+
+def test_compare_command_without_a_model_says_so(tmp_path):
+    command = [
+        sys.executable,
+        "-m",
+        "vitiseg.cli.compare",
+        "baseline=a.png",
+        "followup=b.png",
+        f"output={tmp_path / 'out'}",
+        f"checkpoint={tmp_path / 'missing'}",
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 2
+    assert "no vitiseg model folder" in done.stderr + done.stdout
