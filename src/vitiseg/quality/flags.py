@@ -1,0 +1,239 @@
+"""Photo quality flags: blur, exposure, colour cast, size, skin found, model confidence.
+
+Pure NumPy/OpenCV. Each flag compares one measure with a documented threshold
+(``configs/quality/default.yaml``). The flags are hints for a reviewer, reported beside
+the score instead of silently scoring a poor photo; they never change the score.
+
+Image measures are taken on a copy shrunk to ``analysis_long_side`` (INTER_AREA), so
+thresholds do not depend on the camera's resolution and a 12 MP photo costs little.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+FLAG_DESCRIPTIONS: Mapping[str, str] = {
+    "blur": "blurred: little fine detail (variance of the Laplacian is low)",
+    "underexposed": "under-exposed: many pixels are (near) black",
+    "overexposed": "over-exposed: many pixels are clipped white",
+    "colour_cast": "colour cast: the background is strongly tinted",
+    "too_small": "too small: the shorter side has too few pixels",
+    "little_skin": "little skin found: the model found little skin in the photo",
+    "low_confidence": "low model confidence: many ambiguous or unstable lesion pixels",
+}
+FLAG_NAMES: tuple[str, ...] = tuple(FLAG_DESCRIPTIONS)
+
+
+@dataclass(frozen=True)
+class QualityConfig:
+    """Thresholds of the quality flags (``configs/quality/default.yaml``).
+
+    Attributes:
+        analysis_long_side: Long side in px of the shrunk copy the image measures use.
+        blur_min_laplacian_var: ``blur`` when the variance of the Laplacian of the grey
+            copy (0-255 scale) is below this.
+        dark_level: Grey level (0-255) at or below which a pixel counts as black.
+        underexposed_max_dark_share: ``underexposed`` when more than this share of pixels
+            is black, or when the 99th grey percentile is below ``underexposed_p99``.
+        underexposed_p99: See above: a photo whose brightest pixels are dim is dark overall.
+        bright_level: Channel level (0-255) at or above which a pixel counts as clipped.
+        overexposed_max_clipped_share: ``overexposed`` when more than this share of pixels
+            has a clipped channel.
+        cast_max_chroma: ``colour_cast`` when the mean a*, b* (CIELAB, 8-bit OpenCV scale)
+            of the non-skin pixels lie further than this from neutral grey.
+        cast_min_background_share: Below this share of non-skin pixels the whole photo is
+            used for the cast, with ``cast_max_chroma_whole`` (skin itself is not grey).
+        cast_max_chroma_whole: Threshold used for the whole photo.
+        min_side_px: ``too_small`` when the shorter side is below this.
+        min_skin_fraction: ``little_skin`` when skin (lesions included) covers less than
+            this share of the photo.
+        ambiguous_low: Lower bound of the ambiguous lesion probability band.
+        ambiguous_high: Upper bound of the ambiguous lesion probability band.
+        max_ambiguous_share: ``low_confidence`` when more than this share of the skin has an
+            ambiguous lesion probability.
+        max_mean_uncertainty: ``low_confidence`` when the mean test-time-augmentation
+            spread of the lesion probability over skin is above this (TTA only).
+    """
+
+    analysis_long_side: int = 512
+    blur_min_laplacian_var: float = 20.0
+    dark_level: int = 10
+    underexposed_max_dark_share: float = 0.5
+    underexposed_p99: float = 60.0
+    bright_level: int = 250
+    overexposed_max_clipped_share: float = 0.2
+    cast_max_chroma: float = 25.0
+    cast_min_background_share: float = 0.05
+    cast_max_chroma_whole: float = 40.0
+    min_side_px: int = 256
+    min_skin_fraction: float = 0.05
+    ambiguous_low: float = 0.35
+    ambiguous_high: float = 0.65
+    max_ambiguous_share: float = 0.2
+    max_mean_uncertainty: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.analysis_long_side < 16:
+            raise ValueError("analysis_long_side: must be >= 16")
+        if not 0 <= self.ambiguous_low < self.ambiguous_high <= 1:
+            raise ValueError("ambiguous_low < ambiguous_high, both within [0, 1]")
+        for name in (
+            "underexposed_max_dark_share",
+            "overexposed_max_clipped_share",
+            "cast_min_background_share",
+            "min_skin_fraction",
+            "max_ambiguous_share",
+        ):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name}: must lie within [0, 1]")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_FIELDS = frozenset(f.name for f in dataclasses.fields(QualityConfig))
+
+
+def quality_config_from_mapping(values: Mapping[str, Any] | None) -> QualityConfig:
+    """Build a :class:`QualityConfig` from a plain mapping (unknown keys are refused)."""
+    values = dict(values or {})
+    unknown = sorted(set(values) - _FIELDS)
+    if unknown:
+        raise ValueError(f"unknown quality config keys {unknown}; known: {sorted(_FIELDS)}")
+    return QualityConfig(**values)
+
+
+@dataclass(frozen=True)
+class QualityReport:
+    """Measures of one photo and the flags they raise.
+
+    Attributes:
+        flags: Raised flag names, in :data:`FLAG_NAMES` order.
+        laplacian_var: Variance of the Laplacian of the shrunk grey copy.
+        dark_share: Share of black pixels.
+        grey_p99: 99th percentile of grey level (0-255).
+        clipped_share: Share of pixels with a clipped channel.
+        cast_chroma: Distance of the mean a*, b* from neutral (8-bit Lab units).
+        min_side_px: Shorter side of the photo in px.
+        skin_fraction: Skin (lesions included) / all pixels; None without a skin mask.
+        ambiguous_share: Share of skin pixels with an ambiguous lesion probability.
+        mean_uncertainty: Mean TTA spread of the lesion probability over skin; None without TTA.
+    """
+
+    flags: tuple[str, ...]
+    laplacian_var: float
+    dark_share: float
+    grey_p99: float
+    clipped_share: float
+    cast_chroma: float
+    min_side_px: int
+    skin_fraction: float | None = None
+    ambiguous_share: float | None = None
+    mean_uncertainty: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "flags": list(self.flags)}
+
+
+def _shrink(array: np.ndarray, long_side: int, interpolation: int) -> np.ndarray:
+    height, width = array.shape[:2]
+    scale = long_side / max(height, width)
+    if scale >= 1:
+        return array
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(array, size, interpolation=interpolation)
+
+
+def assess_quality(
+    rgb: np.ndarray,
+    skin: np.ndarray | None = None,
+    lesion_probability: np.ndarray | None = None,
+    uncertainty: np.ndarray | None = None,
+    config: QualityConfig | None = None,
+) -> QualityReport:
+    """Measure a photo (and optionally the model's output on it) and raise flags.
+
+    Args:
+        rgb: (H, W, 3) uint8 RGB photo.
+        skin: (H, W) bool skin mask (lesions included), or None.
+        lesion_probability: (H, W) float32 lesion probability in [0, 1], or None.
+        uncertainty: (H, W) float32 per-pixel TTA spread of the lesion probability, or None.
+        config: Thresholds; None for the defaults.
+
+    Returns:
+        The measures and the raised flags.
+    """
+    config = config or QualityConfig()
+    height, width = rgb.shape[:2]
+    small = _shrink(rgb, config.analysis_long_side, cv2.INTER_AREA)
+    grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+    laplacian_var = float(cv2.Laplacian(grey, cv2.CV_32F).var())
+    dark_share = float(np.mean(grey <= config.dark_level))
+    grey_p99 = float(np.percentile(grey, 99))
+    clipped_share = float(np.mean(small.max(axis=2) >= config.bright_level))
+
+    small_skin = None
+    if skin is not None:
+        # Nearest keeps the mask binary; its size matches ``small`` exactly.
+        small_skin = cv2.resize(
+            skin.astype(np.uint8),
+            (small.shape[1], small.shape[0]),
+            interpolation=cv2.INTER_NEAREST,
+        ).astype(bool)
+    lab = cv2.cvtColor(small, cv2.COLOR_RGB2LAB).astype(np.float32)
+    background = ~small_skin if small_skin is not None else None
+    if background is not None and background.mean() >= config.cast_min_background_share:
+        chroma_pixels = lab[background][:, 1:]
+        cast_limit = config.cast_max_chroma
+    else:
+        chroma_pixels = lab.reshape(-1, 3)[:, 1:]
+        cast_limit = config.cast_max_chroma_whole
+    mean_ab = chroma_pixels.mean(axis=0) - 128.0  # OpenCV stores a*, b* offset by 128
+    cast_chroma = float(np.hypot(mean_ab[0], mean_ab[1]))
+
+    skin_fraction = ambiguous_share = mean_uncertainty = None
+    # Confidence is judged over skin; with no skin mask (or no skin) over the whole photo.
+    region: np.ndarray | bool = True
+    if skin is not None:
+        skin_px = int(np.count_nonzero(skin))
+        skin_fraction = skin_px / skin.size
+        region = skin if skin_px else True
+    if lesion_probability is not None:
+        ambiguous = (lesion_probability >= config.ambiguous_low) & (
+            lesion_probability <= config.ambiguous_high
+        )
+        ambiguous_share = float(np.mean(ambiguous, where=region))
+    if uncertainty is not None:
+        mean_uncertainty = float(np.mean(uncertainty, where=region, dtype=np.float64))
+
+    raised = {
+        "blur": laplacian_var < config.blur_min_laplacian_var,
+        "underexposed": dark_share > config.underexposed_max_dark_share
+        or grey_p99 < config.underexposed_p99,
+        "overexposed": clipped_share > config.overexposed_max_clipped_share,
+        "colour_cast": cast_chroma > cast_limit,
+        "too_small": min(height, width) < config.min_side_px,
+        "little_skin": skin_fraction is not None and skin_fraction < config.min_skin_fraction,
+        "low_confidence": (
+            ambiguous_share is not None and ambiguous_share > config.max_ambiguous_share
+        )
+        or (mean_uncertainty is not None and mean_uncertainty > config.max_mean_uncertainty),
+    }
+    return QualityReport(
+        flags=tuple(name for name in FLAG_NAMES if raised[name]),
+        laplacian_var=laplacian_var,
+        dark_share=dark_share,
+        grey_p99=grey_p99,
+        clipped_share=clipped_share,
+        cast_chroma=cast_chroma,
+        min_side_px=min(height, width),
+        skin_fraction=skin_fraction,
+        ambiguous_share=ambiguous_share,
+        mean_uncertainty=mean_uncertainty,
+    )
