@@ -1,0 +1,100 @@
+"""vitiseg-synth: synthetic vitiligo photos with exact masks and VASI truth.
+
+::
+
+    vitiseg-synth out=DIR n=N seed=S [mode=procedural|painted] [size=384]
+                  [skin_photos=PATH] [subsets=[...]] [contact_sheet=PNG]
+
+Exit code 0 on success, 2 when the job cannot start (bad settings, no source photos).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from vitiseg.cli._hydra import output_dir, run_hydra
+from vitiseg.io.atomic import write_json_atomic
+from vitiseg.paths import shared_data_dir
+from vitiseg.synth import generate_dataset, make_contact_sheet
+
+log = logging.getLogger(__name__)
+
+_CHECKOUT = Path(__file__).resolve().parents[3]
+
+
+def _path(value: object) -> Path | None:
+    return None if value in (None, "") else Path(str(value)).expanduser().resolve()
+
+
+def _inside_checkout(path: Path) -> bool:
+    """Whether ``path`` lies in the source checkout this package runs from."""
+    if not (_CHECKOUT / "pyproject.toml").is_file():
+        return False  # an installed wheel: no checkout to protect
+    return path == _CHECKOUT or _CHECKOUT in path.parents
+
+
+def task(cfg: DictConfig) -> int:
+    out = _path(cfg.out)
+    mode = str(cfg.mode)
+    skin_photos = None
+    subsets = None
+    if mode == "painted":
+        skin_photos = _path(cfg.skin_photos) or shared_data_dir() / "skin-photos"
+        if not skin_photos.is_dir():
+            log.error("painted mode: skin photo folder not found: %s", skin_photos)
+            return 2
+        # Images derived from real photos must never land in the repository.
+        if _inside_checkout(out):
+            log.error(
+                "painted mode: %s is inside the source checkout %s; real-derived images "
+                "must stay out of the repository, choose a folder outside it",
+                out,
+                _CHECKOUT,
+            )
+            return 2
+        if cfg.get("subsets"):
+            chosen = cfg.subsets
+            names = OmegaConf.to_container(chosen) if OmegaConf.is_list(chosen) else [chosen]
+            subsets = [str(name) for name in names]
+    try:
+        summary = generate_dataset(
+            out,
+            n=int(cfg.n),
+            seed=int(cfg.seed),
+            mode=mode,
+            size=int(cfg.size),
+            skin_photos=skin_photos,
+            subsets=subsets,
+        )
+    except (ValueError, FileNotFoundError) as error:
+        log.error("%s", error)
+        return 2
+    sheet = _path(cfg.get("contact_sheet"))
+    if sheet is not None:
+        make_contact_sheet(out, sheet, count=int(cfg.contact_sheet_count))
+    write_json_atomic(
+        output_dir() / "synth_summary.json",
+        {
+            "out": str(out),
+            "mode": mode,
+            "n": summary.n_cases,
+            "seed": int(cfg.seed),
+            "size": int(cfg.size),
+            "patches": summary.n_patches,
+            "seconds": round(summary.seconds, 2),
+            "contact_sheet": None if sheet is None else str(sheet),
+        },
+    )
+    log.info("wrote %d cases to %s in %.1f s", summary.n_cases, out, summary.seconds)
+    return 0
+
+
+def main() -> None:
+    run_hydra("synth", task)
+
+
+if __name__ == "__main__":
+    main()
