@@ -7,7 +7,9 @@ from typing import Any
 
 import torch
 
+from vitiseg.inference.onnx_backend import make_backend
 from vitiseg.inference.predictor import Predictor
+from vitiseg.models.model_folder import load_metadata
 from vitiseg.paths import default_model_dir
 
 
@@ -25,13 +27,19 @@ def resolve_model_dir(checkpoint: str | Path | None) -> Path:
 
 
 def predictor_from_config(checkpoint: str | Path | None, infer: Any) -> tuple[Predictor, Path]:
-    """``infer``: mapping with device, tta, long_side, tile, batch_size, threads."""
-    if infer.get("threads"):
-        torch.set_num_threads(int(infer["threads"]))
+    """``infer``: mapping with device, tta, long_side, tile, batch_size, threads and
+    backend (``torch``, ``onnx`` or ``onnx-int8``; default ``torch``)."""
+    threads = int(infer.get("threads") or 0)
+    if threads:
+        torch.set_num_threads(threads)
     folder = resolve_model_dir(checkpoint)
-    predictor = Predictor.from_folder(
-        folder,
-        device=infer.get("device", "cpu"),
+    device = infer.get("device", "cpu")
+    backend = make_backend(
+        folder, infer.get("backend") or "torch", device, threads, tile=infer.get("tile")
+    )
+    predictor = Predictor(
+        backend,
+        load_metadata(folder),
         long_side=infer.get("long_side"),
         tile=infer.get("tile"),
         batch_size=int(infer.get("batch_size", 4)),

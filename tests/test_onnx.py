@@ -1,0 +1,241 @@
+"""ONNX export and the ONNX Runtime backends: same outputs as PyTorch, chosen by name."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vitiseg.inference.factory import predictor_from_config
+from vitiseg.inference.onnx_backend import (
+    ONNX_INFO_NAME,
+    ONNX_INT8_NAME,
+    ONNX_NAME,
+    OnnxBackend,
+    export_onnx,
+    make_backend,
+    quantize_onnx,
+)
+from vitiseg.inference.predictor import Predictor, TorchBackend
+from vitiseg.models.model_folder import (
+    ModelMetadata,
+    Preprocessing,
+    load_metadata,
+    load_model_folder,
+    save_model_folder,
+)
+from vitiseg.models.unet import build_model
+
+TILE = 64
+MODELS = {
+    "compact": ("compact_unet", {"width": 4}),
+    "resnet18": ("resnet_unet", {"encoder": "resnet18", "decoder_channels": [32, 16, 16, 8, 8]}),
+}
+
+
+def _save(folder: Path, arch: str, kwargs: dict, seed: int = 0) -> Path:
+    torch.manual_seed(seed)
+    model = build_model(arch, **kwargs).eval()
+    metadata = ModelMetadata(
+        arch=arch, model_kwargs=kwargs, preprocessing=Preprocessing(long_side=128, tile=TILE)
+    )
+    save_model_folder(folder, model, metadata)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def model_dirs(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("onnx-models")
+    return {name: _save(root / name, *spec) for name, spec in MODELS.items()}
+
+
+def _torch_probabilities(folder: Path, batch: np.ndarray) -> np.ndarray:
+    model, _ = load_model_folder(folder)
+    with torch.inference_mode():
+        return torch.sigmoid(model(torch.from_numpy(batch))).numpy()
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_exported_graph_equals_pytorch(model_dirs, name):
+    folder = model_dirs[name]
+    path = export_onnx(folder)
+    assert path == folder / ONNX_NAME
+    info = json.loads((folder / ONNX_INFO_NAME).read_text())
+    assert info["model_id"] == load_metadata(folder).model_id and info["tile"] == TILE
+    backend = OnnxBackend(path, threads=1)
+    # Exported with batch 1; the batch axis is dynamic.
+    batch = np.random.default_rng(1).standard_normal((3, 3, TILE, TILE)).astype(np.float32)
+    got = backend(batch)
+    assert got.shape == (3, 2, TILE, TILE) and got.dtype == np.float32
+    np.testing.assert_allclose(got, _torch_probabilities(folder, batch), atol=1e-4, rtol=0)
+
+
+def test_onnx_backend_refuses_other_tile_sizes(model_dirs):
+    backend = OnnxBackend(export_onnx(model_dirs["compact"]))
+    with pytest.raises(ValueError, match=f"exported for {TILE} px tiles"):
+        backend(np.zeros((1, 3, TILE + 16, TILE), np.float32))
+
+
+def test_dynamic_size_export_pads_to_the_stride_like_the_model(tmp_path):
+    folder = _save(tmp_path / "m", *MODELS["compact"])
+    path = export_onnx(folder, dynamic_hw=True)
+    backend = OnnxBackend(path)
+    assert backend.tile is None and backend.stride == 16
+    batch = np.random.default_rng(2).standard_normal((2, 3, 45, 70)).astype(np.float32)
+    got = backend(batch)
+    assert got.shape == (2, 2, 45, 70)
+    np.testing.assert_allclose(got, _torch_probabilities(folder, batch), atol=1e-4, rtol=0)
+
+
+def test_predictor_with_onnx_gives_the_torch_masks(model_dirs):
+    folder = model_dirs["resnet18"]
+    metadata = load_metadata(folder)
+    model, _ = load_model_folder(folder)
+    # Odd size, larger than the working side: resize, several overlapping tiles, resize back.
+    rgb = np.random.default_rng(3).integers(0, 256, (150, 203, 3), dtype=np.uint8)
+    by_torch = Predictor(TorchBackend(model), metadata, batch_size=3)
+    by_onnx = Predictor(OnnxBackend(export_onnx(folder)), metadata, batch_size=3)
+    torch_prediction, onnx_prediction = by_torch.predict(rgb), by_onnx.predict(rgb)
+    np.testing.assert_allclose(onnx_prediction.lesion, torch_prediction.lesion, atol=1e-4)
+    np.testing.assert_allclose(onnx_prediction.skin, torch_prediction.skin, atol=1e-4)
+    # Masks agree wherever the probability is not within rounding of the threshold.
+    decided = np.abs(torch_prediction.lesion - metadata.thresholds["lesion"]) > 1e-4
+    assert decided.mean() > 0.99
+    torch_masks, onnx_masks = by_torch.masks(torch_prediction), by_onnx.masks(onnx_prediction)
+    assert np.array_equal(torch_masks[1][decided], onnx_masks[1][decided])
+    assert torch_masks[0].shape == onnx_masks[0].shape == (150, 203)
+
+
+def test_backend_is_chosen_by_name_and_exports_once(tmp_path):
+    folder = _save(tmp_path / "m", *MODELS["compact"])
+    assert isinstance(make_backend(folder, "torch"), TorchBackend)
+    backend = make_backend(folder, "onnx", threads=1)
+    assert isinstance(backend, OnnxBackend) and backend.path == folder / ONNX_NAME
+    assert backend.model_id == load_metadata(folder).model_id
+    first_export = (folder / ONNX_NAME).stat().st_mtime_ns
+    make_backend(folder, "onnx")
+    assert (folder / ONNX_NAME).stat().st_mtime_ns == first_export, "current export re-made"
+    # Another tile size asks for another graph.
+    assert make_backend(folder, "onnx", tile=96).tile == 96
+    with pytest.raises(ValueError, match="choose from torch, onnx, onnx-int8"):
+        make_backend(folder, "tensorrt")
+    with pytest.raises(ValueError, match="CPU only"):
+        make_backend(folder, "onnx", device="cuda")
+
+
+def test_new_weights_make_the_old_export_stale(tmp_path):
+    folder = _save(tmp_path / "m", *MODELS["compact"], seed=0)
+    old_id = make_backend(folder, "onnx").model_id
+    _save(folder, *MODELS["compact"], seed=1)  # retrained weights, same folder
+    backend = make_backend(folder, "onnx")
+    assert backend.model_id == load_metadata(folder).model_id != old_id
+    batch = np.random.default_rng(4).standard_normal((1, 3, TILE, TILE)).astype(np.float32)
+    np.testing.assert_allclose(backend(batch), _torch_probabilities(folder, batch), atol=1e-4)
+
+
+def test_read_only_model_folder_exports_to_the_cache(tmp_path, monkeypatch):
+    folder = _save(tmp_path / "shipped", *MODELS["compact"])
+    monkeypatch.setenv("VITISEG_CACHE", str(tmp_path / "cache"))
+    real_access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda path, mode, **kw: Path(path) != folder and real_access(path, mode)
+    )
+    backend = make_backend(folder, "onnx")
+    assert backend.path.is_relative_to(tmp_path / "cache")
+    assert not (folder / ONNX_NAME).exists()
+
+
+def test_int8_model_runs_and_stays_close(tmp_path):
+    folder = _save(tmp_path / "m", *MODELS["resnet18"])
+    path = quantize_onnx(folder, n_calibration=4)
+    assert path == folder / ONNX_INT8_NAME
+    info = json.loads((folder / ONNX_INFO_NAME).read_text())
+    assert info["int8"]["calibration_tiles"] == 4
+    assert "synthetic" in info["int8"]["calibration_source"]
+    assert isinstance(make_backend(folder, "onnx-int8"), OnnxBackend)
+    batch = np.random.default_rng(5).standard_normal((2, 3, TILE, TILE)).astype(np.float32)
+    got = OnnxBackend(path)(batch)
+    expected = _torch_probabilities(folder, batch)
+    assert got.shape == expected.shape
+    assert np.abs(got - expected).mean() < 0.02
+    assert np.abs(got - expected).max() < 0.15
+
+
+def test_factory_builds_an_onnx_predictor_from_settings(tmp_path):
+    folder = _save(tmp_path / "m", *MODELS["compact"])
+    infer = {
+        "device": "cpu",
+        "backend": "onnx",
+        "long_side": None,
+        "tile": None,
+        "batch_size": 2,
+        "tta": False,
+        "threads": 1,
+    }
+    predictor, resolved = predictor_from_config(folder, infer)
+    assert isinstance(predictor.backend, OnnxBackend) and resolved == folder.resolve()
+    prediction = predictor.predict(np.full((70, 90, 3), 128, np.uint8))
+    assert prediction.lesion.shape == (70, 90)
+    # Settings written before the backend option still give the PyTorch predictor.
+    del infer["backend"]
+    assert isinstance(predictor_from_config(folder, infer)[0].backend, TorchBackend)
+
+
+def _benchmark_module():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "benchmark.py"
+    spec = importlib.util.spec_from_file_location("vitiseg_benchmark_script", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_results_file_keeps_one_latest_block_and_a_history(tmp_path):
+    benchmark = _benchmark_module()
+    results = tmp_path / "docs" / "benchmark_results.md"
+    benchmark.update_results(results, "first table", "| run 1 |")
+    benchmark.update_results(results, "second table", "| run 2 |")
+    text = results.read_text()
+    assert "second table" in text and "first table" not in text
+    assert text.index("| run 1 |") < text.index("| run 2 |") < text.index("history:end")
+    assert text.count(benchmark.HISTORY_HEADER.splitlines()[0]) == 1
+    results.write_text("hand-written notes without markers\n")
+    with pytest.raises(SystemExit, match="marker"):
+        benchmark.update_results(results, "table", "| run 3 |")
+
+
+def test_benchmark_synthetic_photos_have_the_asked_size(tmp_path):
+    benchmark = _benchmark_module()
+    paths = benchmark.write_photos(tmp_path, (160, 90), 2, seed=0)
+    import cv2
+
+    assert [cv2.imread(str(p)).shape for p in paths] == [(90, 160, 3)] * 2
+    assert benchmark.parse_size("4000x3000") == (4000, 3000)
+
+
+@pytest.mark.slow
+def test_benchmark_script_runs_end_to_end_at_tiny_size(tmp_path, tiny_dataset):
+    import subprocess
+
+    folder = _save(tmp_path / "m", *MODELS["compact"])
+    results = tmp_path / "results.md"
+    script = Path(__file__).resolve().parents[1] / "scripts" / "benchmark.py"
+    command = [
+        sys.executable, str(script), "--checkpoint", str(folder), "--backend", "torch,onnx",
+        "--sizes", "96x64", "--n-images", "1", "--no-peer", "--threads", "1",
+        "--val-dataset", str(tiny_dataset), "--workdir", str(tmp_path / "work"),
+        "--results", str(results), "--pipeline", "shared",
+    ]  # fmt: skip
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    text = results.read_text()
+    for label in ("vitiseg-torch", "vitiseg-onnx", "vitiseg-onnx-fullres"):
+        assert f"| {label} | 96x64 |" in text
+    assert "lesion Dice on tiny" in text and "matmul peak measured in this run" in text
