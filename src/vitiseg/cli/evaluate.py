@@ -18,8 +18,11 @@ from vitiseg.evaluation.evaluate import (
     worst_cases,
 )
 from vitiseg.evaluation.gallery import write_gallery
+from vitiseg.evaluation.vasi_truth import load_truth, vasi_agreement, write_bland_altman
 from vitiseg.inference.factory import predictor_from_config
 from vitiseg.io.atomic import write_json_atomic, write_text_atomic
+from vitiseg.io.images import read_rgb
+from vitiseg.vasi import load_vasi_config
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +44,15 @@ def task(cfg: DictConfig) -> int:
     summary = summarise(results)
     summary["model"] = {"folder": str(model_dir), "model_id": predictor.metadata.model_id}
     summary["dataset"] = {"path": str(dataset), "split": cfg.split, "n_cases": len(cases)}
+    truth = load_truth(dataset)
+    if truth is not None:
+
+        def predict_masks(case):
+            return predictor.masks(predictor.predict(read_rgb(case.image_path)))
+
+        agreement = vasi_agreement(cases, truth, load_vasi_config(cfg.vasi), predict_masks)
+        summary["vasi_vs_truth"] = agreement.to_dict()
+        write_bland_altman(agreement, out / "vasi_bland_altman.png")
     write_json_atomic(out / "summary.json", summary)
     table = markdown_table(summary)
     write_text_atomic(out / "summary.md", table)

@@ -31,6 +31,7 @@ from vitiseg.synth.fields import (
     rotated_coords,
     value_noise,
 )
+from vitiseg.vasi import VasiConfig
 
 LEVELS: tuple[float, ...] = (1.0, 0.9, 0.75, 0.5, 0.25, 0.1)
 CUT_POINTS: tuple[float, ...] = (0.95, 0.825, 0.625, 0.375, 0.175, 0.05)
@@ -317,10 +318,11 @@ def design_patches(
     height, width = skin.shape
     skin_px = int(skin.sum())
     diameter = equivalent_diameter(skin_px)
-    # vitiseg.vasi groups specks with a disk of 2 % of the skin's diameter. Extents are
+    # vitiseg.vasi groups specks with a disk whose radius is a share of the skin's diameter
+    # (read from its defaults, so the two cannot drift apart). Extents are
     # closed with a slightly larger disk, so that grouping never adds pixels to them, and
     # are kept three such radii apart, so that it never joins two of them.
-    merge_px = 0.02 * diameter
+    merge_px = VasiConfig().merge_radius_fraction * diameter
     closing_px = 1.25 * merge_px
     gap_px = max(8, math.ceil(3 * merge_px))
     min_extent_px = max(40, round(0.0015 * skin_px))
@@ -361,7 +363,10 @@ def design_patches(
             for _ in range(_FILL_ATTEMPTS):
                 depigmented = fill_level(rng, extent, level, merge_px)
                 if groups_as_designed(depigmented, window_skin, merge_px, level):
-                    placed = (r0, r1, c0, c1, extent, depigmented)
+                    # The truth is the extent VASI's grouping sees: sparse specks do not
+                    # reach the drawn outline, so their group is smaller than it.
+                    grouped = close_disk(depigmented, merge_px) & window_skin
+                    placed = (r0, r1, c0, c1, grouped, depigmented)
                     break
             if placed is not None:
                 break

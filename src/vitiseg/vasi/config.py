@@ -67,7 +67,7 @@ class VasiConfig(JsonRecord):
     levels: tuple[float, ...] = (1.0, 0.9, 0.75, 0.5, 0.25, 0.1)
     cut_points: tuple[float, ...] = (0.95, 0.825, 0.625, 0.375, 0.175, 0.05)
     merge_radius_px: float | None = None
-    merge_radius_fraction: float = 0.01
+    merge_radius_fraction: float = 0.02
     min_patch_area_px: int = 16
     min_patch_area_fraction: float = 0.0001
     min_patch_area_cm2: float | None = None
