@@ -121,3 +121,19 @@ def test_torch_backend_matches_direct_model_call(tiny_model_dir):
     with torch.no_grad():
         direct = torch.sigmoid(model(torch.from_numpy(batch))).numpy()
     np.testing.assert_allclose(backend(batch), direct, atol=1e-5)
+
+
+def test_tta_uncertainty_is_the_spread_over_flips(tiny_model_dir):
+    predictor = Predictor.from_folder(tiny_model_dir, long_side=0, tta=True)
+    rgb = np.random.default_rng(3).integers(0, 255, (50, 70, 3), dtype=np.uint8)
+    prediction = predictor.predict(rgb)
+    plain = Predictor.from_folder(tiny_model_dir, long_side=0)
+    image = np.ascontiguousarray(rgb)
+    runs = []
+    for flip_h, flip_w in ((False, False), (False, True), (True, False), (True, True)):
+        axes = tuple(a for a, f in ((0, flip_h), (1, flip_w)) if f)
+        flipped = np.ascontiguousarray(np.flip(image, axes)) if axes else image
+        out = plain.predict(flipped).lesion
+        runs.append(np.flip(out, axes) if axes else out)
+    np.testing.assert_allclose(prediction.lesion, np.mean(runs, axis=0), atol=1e-5)
+    np.testing.assert_allclose(prediction.uncertainty, np.std(runs, axis=0), atol=1e-5)

@@ -97,22 +97,32 @@ class Predictor:
         image = normalised_chw(work, pre.mean, pre.std)
         uncertainty = None
         if self.tta:
-            runs = []
-            for flip_h, flip_w in TTA_FLIPS:
+            # Running mean and variance (Welford): never holds more than one extra run.
+            probabilities = np.zeros((2, *image.shape[1:]), np.float32)
+            lesion_m2 = np.zeros(image.shape[1:], np.float32)
+            for count, (flip_h, flip_w) in enumerate(TTA_FLIPS, start=1):
                 axes = tuple(a for a, f in ((1, flip_h), (2, flip_w)) if f)
                 flipped = np.ascontiguousarray(np.flip(image, axes)) if axes else image
                 out = self._probabilities(flipped)
-                runs.append(np.flip(out, axes) if axes else out)
-            stacked = np.stack(runs)
-            probabilities = stacked.mean(axis=0)
-            uncertainty = stacked[:, 1].std(axis=0)
+                out = np.flip(out, axes) if axes else out
+                delta = out[1] - probabilities[1]
+                probabilities += (out - probabilities) / count
+                lesion_m2 += delta * (out[1] - probabilities[1])
+            uncertainty = np.sqrt(lesion_m2 / len(TTA_FLIPS))
         else:
             probabilities = self._probabilities(image)
+        del image
         if probabilities.shape[1:] != (height, width):
             size = (width, height)
-            probabilities = np.stack(
-                [cv2.resize(p, size, interpolation=cv2.INTER_LINEAR) for p in probabilities]
-            )
+            resized = np.empty((2, height, width), np.float32)
+            for channel in range(2):
+                cv2.resize(
+                    probabilities[channel],
+                    size,
+                    dst=resized[channel],
+                    interpolation=cv2.INTER_LINEAR,
+                )
+            probabilities = resized
             if uncertainty is not None:
                 uncertainty = cv2.resize(uncertainty, size, interpolation=cv2.INTER_LINEAR)
         return Prediction(skin=probabilities[0], lesion=probabilities[1], uncertainty=uncertainty)
