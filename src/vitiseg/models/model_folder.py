@@ -52,6 +52,7 @@ class ModelMetadata:
     thresholds: dict[str, float] = field(default_factory=lambda: {"skin": 0.5, "lesion": 0.5})
     training: dict[str, Any] = field(default_factory=dict)
     validation: dict[str, Any] = field(default_factory=dict)
+    evaluation: dict[str, Any] = field(default_factory=dict)  # vitiseg-eval summaries
     provenance: str = ""
     package_version: str = __version__
     model_id: str = ""
@@ -71,6 +72,7 @@ class ModelMetadata:
             "thresholds": self.thresholds,
             "training": self.training,
             "validation": self.validation,
+            "evaluation": self.evaluation,
             "provenance": self.provenance,
             "package_version": self.package_version,
         }
@@ -90,6 +92,7 @@ class ModelMetadata:
             thresholds=dict(data.get("thresholds", {"skin": 0.5, "lesion": 0.5})),
             training=dict(data.get("training", {})),
             validation=dict(data.get("validation", {})),
+            evaluation=dict(data.get("evaluation", {})),
             provenance=str(data.get("provenance", "")),
             package_version=str(data.get("package_version", "")),
             model_id=str(data.get("model_id", "")),

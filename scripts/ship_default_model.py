@@ -1,0 +1,57 @@
+#!/usr/bin/env python3
+"""Copy a training run's best model into models/default with its evidence.
+
+    python scripts/ship_default_model.py RUN_DIR --eval NAME=EVAL_DIR [--eval ...] \
+        [--provenance-from configs/experiment/default_model.yaml]
+
+The weights are copied unchanged (the model id stays the hash of the weights); the
+metadata gains the provenance text, the run's training time and the evaluation summaries
+(means and strata, not per-case rows) measured by vitiseg-eval.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import yaml
+
+from vitiseg.io.atomic import write_json_atomic
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path)
+    parser.add_argument("--eval", action="append", default=[], metavar="NAME=DIR")
+    parser.add_argument("--provenance-from", type=Path,
+                        default=ROOT / "configs" / "experiment" / "default_model.yaml")
+    parser.add_argument("--target", type=Path, default=ROOT / "models" / "default")
+    args = parser.parse_args()
+
+    source = args.run / "model"
+    metadata = json.loads((source / "metadata.json").read_text())
+    metadata["provenance"] = yaml.safe_load(args.provenance_from.read_text())["provenance"]
+    with open(args.run / "metrics.csv", newline="") as stream:
+        history = list(csv.DictReader(stream))
+    metadata["training"]["run_minutes_total"] = float(history[-1]["minutes"])
+    metadata["training"]["epochs_total"] = int(history[-1]["epoch"])
+    evaluations = {}
+    for item in args.eval:
+        name, folder = item.split("=", 1)
+        summary = json.loads((Path(folder) / "summary.json").read_text())
+        evaluations[name] = {k: v for k, v in summary.items() if k != "cases"}
+    metadata["evaluation"] = evaluations
+    args.target.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source / "weights.safetensors", args.target / "weights.safetensors")
+    write_json_atomic(args.target / "metadata.json", metadata)
+    size_mb = (args.target / "weights.safetensors").stat().st_size / 1e6
+    print(f"shipped {metadata['model_id']} to {args.target} ({size_mb:.1f} MB)")
+
+
+if __name__ == "__main__":
+    main()
