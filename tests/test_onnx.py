@@ -239,3 +239,19 @@ def test_benchmark_script_runs_end_to_end_at_tiny_size(tmp_path, tiny_dataset):
     for label in ("vitiseg-torch", "vitiseg-onnx", "vitiseg-onnx-fullres"):
         assert f"| {label} | 96x64 |" in text
     assert "lesion Dice on tiny" in text and "matmul peak measured in this run" in text
+
+
+def test_onnx_scoring_path_does_not_import_torch():
+    # Importing torch costs about half a gigabyte; the ONNX path must not need it.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from vitiseg.inference.factory import predictor_from_config\n"
+        "from vitiseg.inference.onnx_backend import OnnxBackend\n"
+        "from vitiseg.scoring import runner\n"
+        "runner.environment_summary()\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import Dataset
 
 from vitiseg.data.dataset_format import Case
+from vitiseg.data.resize import resize_long_side
 from vitiseg.data.splits import deterministic_rng
 from vitiseg.io.images import read_mask, read_rgb
 
@@ -44,17 +45,6 @@ class LoadedCase:
     image: np.ndarray
     targets: np.ndarray
     valid: np.ndarray
-
-
-def resize_long_side(image: np.ndarray, long_side: int, *, nearest: bool = False) -> np.ndarray:
-    """Shrink so that max(H, W) <= long_side (never enlarge)."""
-    height, width = image.shape[:2]
-    scale = long_side / max(height, width)
-    if scale >= 1:
-        return image
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    interpolation = cv2.INTER_NEAREST if nearest else cv2.INTER_AREA
-    return cv2.resize(image, size, interpolation=interpolation)
 
 
 def targets_from_masks(

@@ -5,11 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from vitiseg.inference.onnx_backend import make_backend
 from vitiseg.inference.predictor import Predictor
-from vitiseg.models.model_folder import load_metadata
+from vitiseg.models.metadata import load_metadata
 from vitiseg.paths import default_model_dir
 
 
@@ -30,7 +28,9 @@ def predictor_from_config(checkpoint: str | Path | None, infer: Any) -> tuple[Pr
     """``infer``: mapping with device, tta, long_side, tile, batch_size, threads and
     backend (``torch``, ``onnx`` or ``onnx-int8``; default ``torch``)."""
     threads = int(infer.get("threads") or 0)
-    if threads:
+    if threads and (infer.get("backend") or "torch") == "torch":
+        import torch  # only the PyTorch backend needs it
+
         torch.set_num_threads(threads)
     folder = resolve_model_dir(checkpoint)
     device = infer.get("device", "cpu")

@@ -35,7 +35,7 @@ from vitiseg.inference.tiling import RunBatch
 from vitiseg.io.atomic import write_json_atomic
 
 if TYPE_CHECKING:
-    from vitiseg.models.model_folder import ModelMetadata
+    from vitiseg.models.metadata import ModelMetadata
 
 # torch and the model code are imported where they are needed: running an exported graph
 # needs neither, and importing torch alone costs about 0.5 GB of resident memory.
@@ -217,7 +217,7 @@ def calibration_tiles(
     Returns:
         (N, 3, tile, tile) float32.
     """
-    from vitiseg.data.torch_dataset import resize_long_side
+    from vitiseg.data.resize import resize_long_side
     from vitiseg.inference.predictor import normalised_chw
 
     pre = metadata.preprocessing
@@ -313,7 +313,7 @@ def quantize_onnx(
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from vitiseg.models.model_folder import load_metadata
+    from vitiseg.models.metadata import load_metadata
 
     folder = Path(model_folder)
     target_dir = Path(out_dir) if out_dir is not None else folder
@@ -452,7 +452,7 @@ def ensure_onnx(model_folder: str | Path, tile: int | None = None, *, int8: bool
         tile: Tile side in px; None = the model's tile.
         int8: Return the int8 file (quantised with synthetic calibration when missing).
     """
-    from vitiseg.models.model_folder import load_metadata
+    from vitiseg.models.metadata import load_metadata
 
     folder = Path(model_folder)
     metadata = load_metadata(folder)

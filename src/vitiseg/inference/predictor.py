@@ -7,12 +7,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
-from torch import nn
 
-from vitiseg.data.torch_dataset import resize_long_side
+from vitiseg.data.resize import resize_long_side
 from vitiseg.inference.tiling import predict_tiled
-from vitiseg.models.model_folder import ModelMetadata, load_model_folder
+from vitiseg.models.metadata import ModelMetadata
 
 # Flips used for test-time augmentation: (flip height axis, flip width axis).
 TTA_FLIPS = ((False, False), (False, True), (True, False), (True, True))
@@ -39,11 +37,15 @@ def normalised_chw(rgb: np.ndarray, mean, std) -> np.ndarray:
 class TorchBackend:
     """Runs a PyTorch model on batches of tiles, in inference mode, channels-last."""
 
-    def __init__(self, model: nn.Module, device: str = "cpu") -> None:
+    def __init__(self, model, device: str = "cpu") -> None:
+        import torch  # imported here so the ONNX path never loads torch
+
+        self.torch = torch
         self.device = torch.device(device)
         self.model = model.to(self.device).eval().to(memory_format=torch.channels_last)
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
+        torch = self.torch
         with torch.inference_mode():
             tensor = torch.from_numpy(batch).to(self.device)
             tensor = tensor.contiguous(memory_format=torch.channels_last)
@@ -81,6 +83,8 @@ class Predictor:
 
     @classmethod
     def from_folder(cls, folder: str | Path, device: str = "cpu", **kwargs) -> Predictor:
+        from vitiseg.models.model_folder import load_model_folder
+
         model, metadata = load_model_folder(folder, device)
         return cls(TorchBackend(model, device), metadata, **kwargs)
 

@@ -17,8 +17,6 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models import resnet18, resnet34
 
-OUTPUT_NAMES = ("skin", "lesion")
-
 
 def _conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
     return nn.Sequential(

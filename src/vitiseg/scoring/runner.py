@@ -444,13 +444,13 @@ def lock_and_clean(out_dir: Path) -> contextlib.AbstractContextManager[None]:
 
 def environment_summary() -> dict[str, str]:
     """Versions worth keeping beside the scores (for reproducing a run)."""
-    import torch
+    from importlib.metadata import version  # reads the version without importing torch
 
     from vitiseg import __version__
 
     return {
         "vitiseg": __version__,
-        "torch": torch.__version__,
+        "torch": version("torch"),
         "numpy": np.__version__,
         "python": sys.version.split()[0],
     }

@@ -1,0 +1,96 @@
+"""Model metadata: what travels beside the weights (no torch needed to read it)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vitiseg import __version__
+
+OUTPUT_NAMES = ("skin", "lesion")
+
+FORMAT = "vitiseg-model/1"
+WEIGHTS_NAME = "weights.safetensors"
+METADATA_NAME = "metadata.json"
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How a photo is turned into network input.
+
+    ``long_side``: photos larger than this are shrunk to it for the network (the model
+    was trained on whole-scene photos at about this scale); probabilities are resized
+    back, so masks keep the photo's height and width. ``tile`` and ``overlap``: tiled
+    inference at working resolution with Gaussian blending.
+    """
+
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    long_side: int = 512
+    tile: int = 512
+    overlap: float = 0.25
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    arch: str
+    model_kwargs: dict[str, Any]
+    preprocessing: Preprocessing = field(default_factory=Preprocessing)
+    output_names: tuple[str, ...] = OUTPUT_NAMES
+    thresholds: dict[str, float] = field(default_factory=lambda: {"skin": 0.5, "lesion": 0.5})
+    training: dict[str, Any] = field(default_factory=dict)
+    validation: dict[str, Any] = field(default_factory=dict)
+    evaluation: dict[str, Any] = field(default_factory=dict)  # vitiseg-eval summaries
+    provenance: str = ""
+    package_version: str = __version__
+    model_id: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "model_id": self.model_id,
+            "arch": self.arch,
+            "model_kwargs": self.model_kwargs,
+            "output_names": list(self.output_names),
+            "preprocessing": {
+                **self.preprocessing.__dict__,
+                "mean": list(self.preprocessing.mean),
+                "std": list(self.preprocessing.std),
+            },
+            "thresholds": self.thresholds,
+            "training": self.training,
+            "validation": self.validation,
+            "evaluation": self.evaluation,
+            "provenance": self.provenance,
+            "package_version": self.package_version,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelMetadata:
+        if data.get("format") != FORMAT:
+            raise ValueError(f"unsupported model format {data.get('format')!r}, expected {FORMAT}")
+        pre = dict(data.get("preprocessing", {}))
+        pre["mean"] = tuple(pre.get("mean", Preprocessing.mean))
+        pre["std"] = tuple(pre.get("std", Preprocessing.std))
+        return cls(
+            arch=data["arch"],
+            model_kwargs=dict(data.get("model_kwargs", {})),
+            preprocessing=Preprocessing(**pre),
+            output_names=tuple(data.get("output_names", OUTPUT_NAMES)),
+            thresholds=dict(data.get("thresholds", {"skin": 0.5, "lesion": 0.5})),
+            training=dict(data.get("training", {})),
+            validation=dict(data.get("validation", {})),
+            evaluation=dict(data.get("evaluation", {})),
+            provenance=str(data.get("provenance", "")),
+            package_version=str(data.get("package_version", "")),
+            model_id=str(data.get("model_id", "")),
+        )
+
+
+def load_metadata(folder: str | Path) -> ModelMetadata:
+    path = Path(folder) / METADATA_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no metadata.json; is {folder} a vitiseg model folder?")
+    return ModelMetadata.from_dict(json.loads(path.read_text()))
