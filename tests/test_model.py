@@ -137,3 +137,17 @@ def test_tta_uncertainty_is_the_spread_over_flips(tiny_model_dir):
         runs.append(np.flip(out, axes) if axes else out)
     np.testing.assert_allclose(prediction.lesion, np.mean(runs, axis=0), atol=1e-5)
     np.testing.assert_allclose(prediction.uncertainty, np.std(runs, axis=0), atol=1e-5)
+
+
+def test_a_lone_small_tile_runs_at_its_own_size_and_matches_the_padded_run():
+    image = np.random.default_rng(2).normal(size=(3, 70, 45)).astype(np.float32)
+    shapes = []
+
+    def pixelwise(batch: np.ndarray) -> np.ndarray:
+        shapes.append(batch.shape)
+        return 1 / (1 + np.exp(-batch[:, :2]))
+
+    small = predict_tiled(image, pixelwise, tile=128, any_size_stride=32)
+    full = predict_tiled(image, pixelwise, tile=128)
+    assert shapes == [(1, 3, 96, 64), (1, 3, 128, 128)]
+    np.testing.assert_allclose(small, full, rtol=1e-5, atol=1e-6)

@@ -402,6 +402,8 @@ class OnnxBackend:
         custom = self.session.get_modelmeta().custom_metadata_map
         self.stride = int(custom.get("vitiseg_stride", 32))
         self.model_id = custom.get("vitiseg_model_id", "")
+        # A graph with dynamic H and W takes a lone small tile at its own (stride-padded) size.
+        self.any_size_stride = self.stride if self.tile is None else None
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         """Args: batch (B, 3, H, W) float32. Returns (B, 2, H, W) float32 probabilities."""

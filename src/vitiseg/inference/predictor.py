@@ -37,6 +37,9 @@ def normalised_chw(rgb: np.ndarray, mean, std) -> np.ndarray:
 class TorchBackend:
     """Runs a PyTorch model on batches of tiles, in inference mode, channels-last."""
 
+    # The networks pad to their own stride, so any size works; 32 keeps shapes regular.
+    any_size_stride = 32
+
     def __init__(self, model, device: str = "cpu") -> None:
         import torch  # imported here so the ONNX path never loads torch
 
@@ -90,7 +93,12 @@ class Predictor:
 
     def _probabilities(self, image: np.ndarray) -> np.ndarray:
         return predict_tiled(
-            image, self.backend, tile=self.tile, overlap=self.overlap, batch_size=self.batch_size
+            image,
+            self.backend,
+            tile=self.tile,
+            overlap=self.overlap,
+            batch_size=self.batch_size,
+            any_size_stride=getattr(self.backend, "any_size_stride", None),
         )
 
     def predict(self, rgb: np.ndarray) -> Prediction:

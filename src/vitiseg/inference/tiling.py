@@ -35,6 +35,15 @@ def tile_origins(length: int, tile: int, overlap: float) -> list[int]:
     return origins
 
 
+def _pad(image: np.ndarray, pad_h: int, pad_w: int) -> np.ndarray:
+    """Pad (C, H, W) at the bottom and right by reflection (edge copy when too small)."""
+    if not (pad_h or pad_w):
+        return image
+    _, height, width = image.shape
+    mode = "reflect" if height > pad_h and width > pad_w else "edge"
+    return np.pad(image, ((0, 0), (0, pad_h), (0, pad_w)), mode=mode)
+
+
 def predict_tiled(
     image: np.ndarray,
     run_batch: RunBatch,
@@ -43,6 +52,7 @@ def predict_tiled(
     overlap: float = 0.25,
     batch_size: int = 4,
     out_channels: int = 2,
+    any_size_stride: int | None = None,
 ) -> np.ndarray:
     """Blend tile predictions over an image.
 
@@ -50,15 +60,20 @@ def predict_tiled(
         image: (3, H, W) float32 normalised input.
         run_batch: (B, 3, T, T) -> (B, C, T, T) probabilities.
         tile: tile side in px; images smaller than a tile are padded (reflect) to it.
+        any_size_stride: set when the backend takes any size that is a multiple of this
+            stride; an image that fits in one tile is then padded only to that multiple
+            (a 448x336 photo costs 448x352 pixels of network work, not 512x512).
 
     Returns:
         (C, H, W) float32 probabilities.
     """
     _, height, width = image.shape
+    if any_size_stride and height <= tile and width <= tile:
+        pad_h, pad_w = (-height) % any_size_stride, (-width) % any_size_stride
+        padded = _pad(image, pad_h, pad_w)
+        return run_batch(np.ascontiguousarray(padded[None]))[0, :, :height, :width]
     pad_h, pad_w = max(0, tile - height), max(0, tile - width)
-    if pad_h or pad_w:
-        mode = "reflect" if height > pad_h and width > pad_w else "edge"
-        image = np.pad(image, ((0, 0), (0, pad_h), (0, pad_w)), mode=mode)
+    image = _pad(image, pad_h, pad_w)
     full_h, full_w = image.shape[1:]
     weight = gaussian_weight(tile)
     accumulated = np.zeros((out_channels, full_h, full_w), np.float32)
