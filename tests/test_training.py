@@ -184,6 +184,29 @@ def test_resume_continues_from_the_last_epoch(tmp_path):
     )
 
 
+def test_exported_model_is_the_weight_average_and_resume_keeps_it(tmp_path):
+    from vitiseg.models.model_folder import load_model_folder
+
+    dataset = make_tiny_dataset(tmp_path / "d")
+    out = tmp_path / "run"
+    settings = _settings(max_epochs=1, ema_decay=0.5, channels_last=True, amp=True)
+    train(settings, [DatasetSpec(dataset)], out)
+    checkpoint = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
+    averaged = {k.removeprefix("module."): v for k, v in checkpoint["ema"].items()}
+    raw = checkpoint["model"]
+    differs = [
+        k for k in raw if raw[k].is_floating_point() and not torch.equal(raw[k], averaged[k])
+    ]
+    assert differs, "with decay 0.5 the average must differ from the last weights"
+    exported, _ = load_model_folder(out / "model")
+    for key, value in exported.state_dict().items():
+        # The folder stores fp16: compare at that precision.
+        assert torch.allclose(value.float(), averaged[key].float().half().float()), key
+    train(_settings(max_epochs=2, ema_decay=0.5), [DatasetSpec(dataset)], out)
+    resumed = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
+    assert int(resumed["ema"]["n_averaged"]) == int(checkpoint["ema"]["n_averaged"]) + 2
+
+
 def test_training_command_end_to_end(tmp_path):
     dataset = make_tiny_dataset(tmp_path / "d")
     out = tmp_path / "run"

@@ -63,6 +63,8 @@ def settings_from_config(cfg: DictConfig) -> TrainSettings:
         seed=trainer.seed,
         device=trainer.device,
         amp=trainer.amp,
+        channels_last=trainer.get("channels_last", False),
+        ema_decay=trainer.get("ema_decay", 0.0),
         num_workers=trainer.num_workers,
         threads=trainer.threads,
         resume=trainer.resume,

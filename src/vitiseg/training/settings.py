@@ -45,7 +45,9 @@ class TrainSettings:
     early_stop_patience: int = 0  # epochs without improvement; 0 = off
     seed: int = 0
     device: str = "cpu"
-    amp: bool = False
+    amp: bool = False  # mixed precision: fp16/bf16 on GPU, bf16 on CPUs with native bf16
+    channels_last: bool = False  # NHWC memory layout; faster convolutions on CPU and GPU
+    ema_decay: float = 0.0  # exponential moving average of the weights; 0 = off
     num_workers: int = 0
     threads: int = 0  # torch CPU threads; 0 = leave PyTorch's default
     resume: bool = True
