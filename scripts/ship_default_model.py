@@ -28,8 +28,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path)
     parser.add_argument("--eval", action="append", default=[], metavar="NAME=DIR")
-    parser.add_argument("--provenance-from", type=Path,
-                        default=ROOT / "configs" / "experiment" / "default_model.yaml")
+    parser.add_argument(
+        "--provenance-from",
+        type=Path,
+        default=ROOT / "configs" / "experiment" / "default_model.yaml",
+    )
     parser.add_argument("--target", type=Path, default=ROOT / "models" / "default")
     args = parser.parse_args()
 

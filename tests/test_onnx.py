@@ -122,7 +122,7 @@ def test_backend_is_chosen_by_name_and_exports_once(tmp_path):
     assert (folder / ONNX_NAME).stat().st_mtime_ns == first_export, "current export re-made"
     # Another tile size asks for another graph.
     assert make_backend(folder, "onnx", tile=96).tile == 96
-    with pytest.raises(ValueError, match="choose from torch, onnx, onnx-int8"):
+    with pytest.raises(ValueError, match="choose from torch, torch-bf16, onnx, onnx-int8"):
         make_backend(folder, "tensorrt")
     with pytest.raises(ValueError, match="CPU only"):
         make_backend(folder, "onnx", device="cuda")
@@ -162,6 +162,20 @@ def test_int8_model_runs_and_stays_close(tmp_path):
     got = OnnxBackend(path)(batch)
     expected = _torch_probabilities(folder, batch)
     assert got.shape == expected.shape
+    assert np.abs(got - expected).mean() < 0.02
+    assert np.abs(got - expected).max() < 0.15
+
+
+def test_bf16_torch_backend_stays_close_to_fp32(tmp_path):
+    from vitiseg.inference.predictor import TorchBackend
+
+    folder = _save(tmp_path / "m", *MODELS["resnet18"])
+    backend = make_backend(folder, "torch-bf16")
+    assert isinstance(backend, TorchBackend) and backend.bf16
+    batch = np.random.default_rng(6).standard_normal((2, 3, TILE, TILE)).astype(np.float32)
+    got = backend(batch)
+    expected = _torch_probabilities(folder, batch)
+    assert got.dtype == np.float32 and got.shape == expected.shape
     assert np.abs(got - expected).mean() < 0.02
     assert np.abs(got - expected).max() < 0.15
 

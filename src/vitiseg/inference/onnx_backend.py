@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-BACKENDS = ("torch", "onnx", "onnx-int8")
+BACKENDS = ("torch", "torch-bf16", "onnx", "onnx-int8")
 ONNX_NAME = "model.onnx"
 ONNX_INT8_NAME = "model.int8.onnx"
 ONNX_INFO_NAME = "onnx.json"
@@ -487,8 +487,9 @@ def make_backend(
 
     Args:
         model_folder: A vitiseg model folder.
-        name: ``"torch"`` (eager PyTorch, any device), ``"onnx"`` (ONNX Runtime fp32, CPU)
-            or ``"onnx-int8"`` (ONNX Runtime, static int8, CPU).
+        name: ``"torch"`` (eager PyTorch, any device), ``"torch-bf16"`` (the same under
+            bf16 autocast: fast on CPUs with AVX512-BF16/AMX and on GPUs), ``"onnx"`` (ONNX
+            Runtime fp32, CPU) or ``"onnx-int8"`` (ONNX Runtime, static int8, CPU).
         device: ``"cpu"`` or a torch device such as ``"cuda"`` (torch backend only).
         threads: CPU threads for the backend; 0 = the library's default.
         tile: Tile side the predictor will use; None = the model's. ONNX graphs are
@@ -502,7 +503,7 @@ def make_backend(
     """
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
-    if name == "torch":
+    if name in ("torch", "torch-bf16"):
         import torch
 
         from vitiseg.inference.predictor import TorchBackend
@@ -511,7 +512,7 @@ def make_backend(
         if threads:
             torch.set_num_threads(int(threads))
         model, _ = load_model_folder(model_folder, device)
-        return TorchBackend(model, device)
+        return TorchBackend(model, device, bf16=name == "torch-bf16")
     if device != "cpu":
         raise ValueError(f"backend {name!r} runs on the CPU only; use backend torch for {device}")
     path = ensure_onnx(model_folder, tile, int8=name == "onnx-int8")

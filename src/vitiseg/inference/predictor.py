@@ -40,16 +40,22 @@ class TorchBackend:
     # The networks pad to their own stride, so any size works; 32 keeps shapes regular.
     any_size_stride = 32
 
-    def __init__(self, model, device: str = "cpu") -> None:
+    def __init__(self, model, device: str = "cpu", *, bf16: bool = False) -> None:
         import torch  # imported here so the ONNX path never loads torch
 
         self.torch = torch
         self.device = torch.device(device)
         self.model = model.to(self.device).eval().to(memory_format=torch.channels_last)
+        # bf16 autocast: weights stay fp32, convolutions run in bf16 (native on CPUs with
+        # AVX512-BF16/AMX; elsewhere emulated and slower than fp32).
+        self.bf16 = bf16
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         torch = self.torch
-        with torch.inference_mode():
+        with (
+            torch.inference_mode(),
+            torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16),
+        ):
             tensor = torch.from_numpy(batch).to(self.device)
             tensor = tensor.contiguous(memory_format=torch.channels_last)
             return torch.sigmoid(self.model(tensor).float()).cpu().numpy()
