@@ -117,7 +117,8 @@ def main() -> int:
             }
         )
         print(
-            f"epoch {epoch}  loss {np.mean(losses):.4f}  val {select} lesion Dice {dice:.4f}  ({minutes:.1f} min)",
+            f"epoch {epoch}  loss {np.mean(losses):.4f}  "
+            f"val {select} lesion Dice {dice:.4f}  ({minutes:.1f} min)",
             flush=True,
         )
         if dice > best:
