@@ -129,6 +129,28 @@ def test_same_seed_gives_identical_bytes(tmp_path: Path) -> None:
     )
 
 
+def test_outline_labels_cover_each_patch_and_leave_truth_exact(tmp_path: Path) -> None:
+    generate_dataset(tmp_path / "exact", n=3, seed=11, size=192)
+    generate_dataset(tmp_path / "outline", n=3, seed=11, size=192, lesion_label="outline")
+    exact, outline = _files(tmp_path / "exact"), _files(tmp_path / "outline")
+    assert exact["truth.json"] != outline["truth.json"]  # the header names the label style
+    truth = {k: v for k, v in json.loads(exact["truth.json"]).items() if k != "lesion_label"}
+    assert truth == {
+        k: v for k, v in json.loads(outline["truth.json"]).items() if k != "lesion_label"
+    }
+    grew = 0
+    for case in load_dataset(tmp_path / "outline"):
+        drawn = read_mask(case.mask_path("lesion"))
+        depigmented = read_mask(tmp_path / "exact" / "masks" / "lesion" / f"{case.case_id}.png")
+        skin = read_mask(case.mask_path("skin"))
+        assert not (depigmented & ~drawn).any()  # every depigmented pixel is inside an outline
+        assert not (drawn & ~skin).any()  # outlines stay on skin
+        grew += int(drawn.sum() > depigmented.sum())
+    assert grew >= 1  # pigment specks inside patches are now labelled too
+    with pytest.raises(ValueError, match="lesion_label"):
+        generate_dataset(tmp_path / "bad", n=1, seed=1, lesion_label="polygon")
+
+
 def test_masks_are_exact_binary_and_consistent(procedural: tuple[Path, dict]) -> None:
     root, truth = procedural
     assert len(truth["cases"]) == PROCEDURAL_N

@@ -68,6 +68,7 @@ def task(cfg: DictConfig) -> int:
             size=int(cfg.size),
             skin_photos=skin_photos,
             subsets=subsets,
+            lesion_label=str(cfg.get("lesion_label", "exact")),
         )
     except (ValueError, FileNotFoundError) as error:
         log.error("%s", error)

@@ -68,6 +68,9 @@ def iter_cases(
         size: Procedural: image side in pixels. Painted: longest side is reduced to it.
         skin_photos: Painted mode: folder with images/, masks/ and manifest.csv.
         subsets: Painted mode: use only photos of these manifest subsets (None: all).
+        lesion_label: What ``masks/lesion`` holds: ``"exact"`` (the depigmented pixels)
+            or ``"outline"`` (each patch's whole outline, pigment specks included, as
+            annotators draw polygons on real photos). truth.json is exact either way.
 
     Yields:
         :class:`SynthCase` in index order.
@@ -104,6 +107,7 @@ def generate_dataset(
     size: int = 384,
     skin_photos: str | Path | None = None,
     subsets: Sequence[str] | None = None,
+    lesion_label: str = "exact",
 ) -> SynthSummary:
     """Generate ``n`` cases into ``out_dir`` in the vitiseg dataset format, plus truth.json.
 
@@ -124,6 +128,8 @@ def generate_dataset(
     """
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
+    if lesion_label not in ("exact", "outline"):
+        raise ValueError(f"lesion_label must be 'exact' or 'outline', got {lesion_label!r}")
     root = Path(out_dir)
     started = time.perf_counter()
     rows: list[dict[str, object]] = []
@@ -133,7 +139,8 @@ def generate_dataset(
     for case in iter_cases(n, seed, mode, size, sources, subsets):
         case_id = case.truth.case_id
         write_bytes_atomic(root / "images" / f"{case_id}.jpg", case.jpeg)
-        write_png_atomic(root / "masks" / "lesion" / f"{case_id}.png", _to_u8(case.lesion))
+        lesion = case.extent if lesion_label == "outline" else case.lesion
+        write_png_atomic(root / "masks" / "lesion" / f"{case_id}.png", _to_u8(lesion))
         write_png_atomic(root / "masks" / "skin" / f"{case_id}.png", _to_u8(case.skin))
         rows.append(case.truth.csv_row())
         truth[case_id] = case.truth.to_json()
@@ -143,6 +150,7 @@ def generate_dataset(
     write_cases_csv(root / "cases.csv", rows)
     header: dict[str, object] = {"generator": GENERATOR_NAME, "mode": mode, "seed": seed}
     header["size"] = size
+    header["lesion_label"] = lesion_label
     if sources is not None:
         # The folder's name only: absolute paths would tie the file to one machine.
         header["skin_photos"] = sources.name

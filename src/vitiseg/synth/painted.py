@@ -270,4 +270,11 @@ def render_painted_case(
         jpeg_quality=quality,
         source=source.name,
     )
-    return SynthCase(jpeg=encoded, image=decoded, skin=skin, lesion=layout.lesion, truth=truth)
+    return SynthCase(
+        jpeg=encoded,
+        image=decoded,
+        skin=skin,
+        lesion=layout.lesion,
+        truth=truth,
+        extent=(layout.extent_labels > 0) & skin,
+    )

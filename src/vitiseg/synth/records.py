@@ -93,6 +93,8 @@ class SynthCase:
         skin: (H, W) bool skin mask, lesions included.
         lesion: (H, W) bool depigmented pixels, a subset of ``skin``.
         truth: The case's truth record.
+        extent: (H, W) bool union of the patch outlines on skin (pigment specks inside
+            included): what an annotator drawing polygons around patches would mark.
     """
 
     jpeg: bytes
@@ -100,3 +102,4 @@ class SynthCase:
     skin: np.ndarray
     lesion: np.ndarray
     truth: CaseTruth
+    extent: np.ndarray | None = None
