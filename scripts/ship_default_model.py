@@ -2,7 +2,7 @@
 """Copy a training run's best model into models/default with its evidence.
 
     python scripts/ship_default_model.py RUN_DIR --eval NAME=EVAL_DIR [--eval ...] \
-        [--provenance-from configs/experiment/default_model.yaml]
+        [--pretrain PRETRAIN_RUN_DIR] [--provenance-from configs/experiment/default_model.yaml]
 
 The weights are copied unchanged (the model id stays the hash of the weights); the
 metadata gains the provenance text, the run's training time and the evaluation summaries
@@ -33,6 +33,8 @@ def main() -> None:
         type=Path,
         default=ROOT / "configs" / "experiment" / "default_model.yaml",
     )
+    parser.add_argument("--pretrain", type=Path, default=None,
+                        help="the run whose model RUN started from (its time is added)")
     parser.add_argument("--target", type=Path, default=ROOT / "models" / "default")
     args = parser.parse_args()
 
@@ -43,6 +45,17 @@ def main() -> None:
         history = list(csv.DictReader(stream))
     metadata["training"]["run_minutes_total"] = float(history[-1]["minutes"])
     metadata["training"]["epochs_total"] = int(history[-1]["epoch"])
+    if args.pretrain is not None:
+        with open(args.pretrain / "metrics.csv", newline="") as stream:
+            stage = list(csv.DictReader(stream))
+        stage_metadata = json.loads((args.pretrain / "model" / "metadata.json").read_text())
+        metadata["training"]["pretraining"] = {
+            "datasets": stage_metadata["training"]["datasets"],
+            "minutes": float(stage[-1]["minutes"]),
+            "epochs": int(stage[-1]["epoch"]),
+            "model_id": stage_metadata.get("model_id"),
+        }
+        metadata["training"]["run_minutes_total"] += float(stage[-1]["minutes"])
     evaluations = {}
     for item in args.eval:
         name, folder = item.split("=", 1)
