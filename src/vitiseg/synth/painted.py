@@ -270,11 +270,4 @@ def render_painted_case(
         jpeg_quality=quality,
         source=source.name,
     )
-    return SynthCase(
-        jpeg=encoded,
-        image=decoded,
-        skin=skin,
-        lesion=layout.lesion,
-        truth=truth,
-        extent=(layout.extent_labels > 0) & skin,
-    )
+    return SynthCase.from_layout(encoded, decoded, skin, layout, truth)

@@ -432,11 +432,4 @@ def render_procedural_case(
         gap_px=layout.gap_px,
         jpeg_quality=quality,
     )
-    return SynthCase(
-        jpeg=encoded,
-        image=decoded,
-        skin=skin,
-        lesion=layout.lesion,
-        truth=truth,
-        extent=(layout.extent_labels > 0) & skin,
-    )
+    return SynthCase.from_layout(encoded, decoded, skin, layout, truth)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vitiseg.synth.patches import PatchTruth
+from vitiseg.synth.patches import PatchLayout, PatchTruth
 
 REGIONS: tuple[str, ...] = (
     "face",
@@ -103,3 +103,11 @@ class SynthCase:
     lesion: np.ndarray
     truth: CaseTruth
     extent: np.ndarray | None = None
+
+    @classmethod
+    def from_layout(
+        cls, jpeg: bytes, image: np.ndarray, skin: np.ndarray, layout: PatchLayout, truth
+    ) -> SynthCase:
+        """The case whose lesion and outline masks come from ``layout``."""
+        extent = (layout.extent_labels > 0) & skin
+        return cls(jpeg, image, skin, layout.lesion, truth, extent)
