@@ -24,6 +24,17 @@ from vitiseg.io.atomic import write_json_atomic
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def without_machine_paths(value):
+    """Absolute paths of the training machine shortened to their last two parts."""
+    if isinstance(value, dict):
+        return {key: without_machine_paths(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [without_machine_paths(item) for item in value]
+    if isinstance(value, str) and value.startswith("/"):
+        return "/".join(Path(value).parts[-2:])
+    return value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path)
@@ -64,7 +75,7 @@ def main() -> None:
     metadata["evaluation"] = evaluations
     args.target.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source / "weights.safetensors", args.target / "weights.safetensors")
-    write_json_atomic(args.target / "metadata.json", metadata)
+    write_json_atomic(args.target / "metadata.json", without_machine_paths(metadata))
     size_mb = (args.target / "weights.safetensors").stat().st_size / 1e6
     print(f"shipped {metadata['model_id']} to {args.target} ({size_mb:.1f} MB)")
 
