@@ -44,8 +44,12 @@ def main() -> None:
         type=Path,
         default=ROOT / "configs" / "experiment" / "default_model.yaml",
     )
-    parser.add_argument("--pretrain", type=Path, default=None,
-                        help="the run whose model RUN started from (its time is added)")
+    parser.add_argument(
+        "--pretrain",
+        type=Path,
+        default=None,
+        help="the run whose model RUN started from (its time is added)",
+    )
     parser.add_argument("--target", type=Path, default=ROOT / "models" / "default")
     args = parser.parse_args()
 
