@@ -37,7 +37,7 @@ from vitiseg.data.splits import load_split
 from vitiseg.data.torch_dataset import IMAGENET_MEAN, IMAGENET_STD, SegmentationDataset, load_case
 from vitiseg.training.loss import masked_bce_dice
 from vitiseg.training.settings import DatasetSpec, TrainSettings
-from vitiseg.training.trainer import _epoch_indices, validate
+from vitiseg.training.trainer import _epoch_indices, _learning_rate, validate
 
 
 def parse_dataset(text: str) -> DatasetSpec:
@@ -73,7 +73,10 @@ def main() -> int:
         ]
         val_ids = split[spec.label]["val"][:80]
         val_cases[spec.label] = [load_case(by_id[i], spec.label, args.long_side) for i in val_ids]
-    settings = TrainSettings(samples_per_epoch=args.samples_per_epoch, seed=args.seed)
+    # The same cosine schedule as vitiseg's trainer, without warm-up.
+    settings = TrainSettings(
+        samples_per_epoch=args.samples_per_epoch, seed=args.seed, lr=args.lr, warmup_steps=0
+    )
     dataset = SegmentationDataset(
         train_cases,
         training_transform(AugmentSettings(crop=args.crop)),
@@ -85,7 +88,7 @@ def main() -> int:
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     select = args.dataset[0].label
     budget = args.minutes * 60
-    started, epoch, best, rows = time.monotonic(), 0, -math.inf, []
+    started, epoch, step, best, rows = time.monotonic(), 0, 0, -math.inf, []
     while time.monotonic() - started < budget:
         dataset.set_epoch(epoch)
         indices = _epoch_indices(train_cases, args.dataset, settings, epoch)
@@ -97,7 +100,8 @@ def main() -> int:
         for batch in loader:
             progress = min((time.monotonic() - started) / budget, 1.0)
             for group in optimizer.param_groups:
-                group["lr"] = args.lr * (0.02 + 0.49 * (1 + math.cos(math.pi * progress)))
+                group["lr"] = _learning_rate(settings, step, progress)
+            step += 1
             logits = model(batch["image"])
             loss, _ = masked_bce_dice(logits, batch["targets"], batch["valid"])
             optimizer.zero_grad(set_to_none=True)

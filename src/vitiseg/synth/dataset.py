@@ -68,9 +68,6 @@ def iter_cases(
         size: Procedural: image side in pixels. Painted: longest side is reduced to it.
         skin_photos: Painted mode: folder with images/, masks/ and manifest.csv.
         subsets: Painted mode: use only photos of these manifest subsets (None: all).
-        lesion_label: What ``masks/lesion`` holds: ``"exact"`` (the depigmented pixels)
-            or ``"outline"`` (each patch's whole outline, pigment specks included, as
-            annotators draw polygons on real photos). truth.json is exact either way.
 
     Yields:
         :class:`SynthCase` in index order.
@@ -122,6 +119,9 @@ def generate_dataset(
         size: See :func:`iter_cases`.
         skin_photos: Painted mode: source folder (images/, masks/, manifest.csv).
         subsets: Painted mode: use only photos of these manifest subsets (None: all).
+        lesion_label: What ``masks/lesion`` holds: ``"exact"`` (the depigmented pixels)
+            or ``"outline"`` (each patch's whole outline, pigment specks included, as
+            annotators draw polygons on real photos). truth.json is exact either way.
 
     Returns:
         A summary of what was written.
