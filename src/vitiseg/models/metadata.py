@@ -40,6 +40,8 @@ class ModelMetadata:
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
     output_names: tuple[str, ...] = OUTPUT_NAMES
     thresholds: dict[str, float] = field(default_factory=lambda: {"skin": 0.5, "lesion": 0.5})
+    # Lesion mask clean-up (vitiseg.inference.postprocess.LesionPostprocess); {} = none.
+    lesion_postprocess: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     validation: dict[str, Any] = field(default_factory=dict)
     evaluation: dict[str, Any] = field(default_factory=dict)  # vitiseg-eval summaries
@@ -60,6 +62,7 @@ class ModelMetadata:
                 "std": list(self.preprocessing.std),
             },
             "thresholds": self.thresholds,
+            "lesion_postprocess": self.lesion_postprocess,
             "training": self.training,
             "validation": self.validation,
             "evaluation": self.evaluation,
@@ -80,6 +83,7 @@ class ModelMetadata:
             preprocessing=Preprocessing(**pre),
             output_names=tuple(data.get("output_names", OUTPUT_NAMES)),
             thresholds=dict(data.get("thresholds", {"skin": 0.5, "lesion": 0.5})),
+            lesion_postprocess=dict(data.get("lesion_postprocess", {})),
             training=dict(data.get("training", {})),
             validation=dict(data.get("validation", {})),
             evaluation=dict(data.get("evaluation", {})),

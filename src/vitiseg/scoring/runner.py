@@ -113,6 +113,7 @@ def settings_fingerprint(predictor: Predictor, settings: ScoreSettings) -> str:
     payload = {
         "model_id": predictor.metadata.model_id,
         "thresholds": predictor.metadata.thresholds,
+        "lesion_postprocess": predictor.metadata.lesion_postprocess,
         "mean": list(pre.mean),
         "std": list(pre.std),
         "long_side": predictor.long_side,

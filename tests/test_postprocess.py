@@ -1,0 +1,93 @@
+"""Lesion mask clean-up: closing, hole filling, small components, and the model's say."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from vitiseg.inference.postprocess import LesionPostprocess, clean_lesion_mask
+from vitiseg.inference.predictor import Prediction, Predictor
+
+
+def two_patches_with_a_gap(gap: int) -> np.ndarray:
+    mask = np.zeros((100, 100), bool)
+    mask[30:70, 20:48] = True
+    mask[30:70, 48 + gap : 80] = True
+    return mask
+
+
+def test_identity_setting_returns_an_equal_copy():
+    mask = two_patches_with_a_gap(3)
+    cleaned = clean_lesion_mask(mask, LesionPostprocess())
+    assert cleaned is not mask
+    np.testing.assert_array_equal(cleaned, mask)
+
+
+def test_closing_joins_a_narrow_gap_and_leaves_the_input_alone():
+    mask = two_patches_with_a_gap(3)
+    before = mask.copy()
+    cleaned = clean_lesion_mask(mask, LesionPostprocess(close_fraction=0.06))
+    np.testing.assert_array_equal(mask, before)
+    assert cleaned[50, 48:51].all(), "the 3-px gap should be closed"
+    # Closing never removes lesion pixels and does not grow the outer outline much.
+    assert cleaned[mask].all()
+    assert cleaned.sum() < mask.sum() * 1.15
+
+
+def test_closing_does_not_glue_a_patch_to_the_border():
+    mask = np.zeros((60, 60), bool)
+    mask[2:20, 2:20] = True
+    cleaned = clean_lesion_mask(mask, LesionPostprocess(close_fraction=0.1))
+    assert not cleaned[0, :].any() and not cleaned[:, 0].any()
+
+
+def test_fill_holes_fills_an_enclosed_island_only():
+    mask = np.zeros((80, 80), bool)
+    mask[10:50, 10:50] = True
+    mask[25:35, 25:35] = False  # pigmented island inside the patch
+    mask[60:70, 60:80] = True
+    mask[63:67, 75:80] = False  # notch open to the border side: not a hole
+    cleaned = clean_lesion_mask(mask, LesionPostprocess(fill_holes=True))
+    assert cleaned[25:35, 25:35].all()
+    assert not cleaned[63:67, 76:80].any()
+
+
+def test_small_components_are_dropped_large_ones_kept():
+    mask = np.zeros((100, 100), bool)
+    mask[10:40, 10:40] = True  # 900 px = 9 % of the image
+    mask[80:83, 80:83] = True  # 9 px speck
+    cleaned = clean_lesion_mask(mask, LesionPostprocess(min_area_fraction=0.002))
+    assert cleaned[10:40, 10:40].all()
+    assert not cleaned[80:83, 80:83].any()
+
+
+@pytest.mark.parametrize(
+    "bad", [{"close_fraction": -0.1}, {"close_fraction": 0.5}, {"min_area_fraction": 1.0}]
+)
+def test_out_of_range_settings_are_refused(bad):
+    with pytest.raises(ValueError):
+        LesionPostprocess(**bad)
+
+
+def test_setting_round_trips_through_a_dict():
+    setting = LesionPostprocess(close_fraction=0.02, min_area_fraction=0.001, fill_holes=True)
+    assert LesionPostprocess.from_dict(setting.to_dict()) == setting
+    assert LesionPostprocess.from_dict({}) == LesionPostprocess()
+
+
+def test_predictor_applies_the_clean_up_named_in_the_model_metadata(tiny_model_dir):
+    predictor = Predictor.from_folder(tiny_model_dir)
+    lesion = np.zeros((100, 100), np.float32)
+    lesion[10:40, 10:40] = 0.9
+    lesion[80:83, 80:83] = 0.9
+    prediction = Prediction(skin=np.zeros_like(lesion), lesion=lesion)
+    _, plain = predictor.masks(prediction)
+    assert plain[81, 81]
+    predictor.metadata = dataclasses.replace(
+        predictor.metadata, lesion_postprocess={"min_area_fraction": 0.002}
+    )
+    skin, cleaned = predictor.masks(prediction)
+    assert cleaned[20, 20] and not cleaned[81, 81]
+    assert not (cleaned & ~skin).any()
