@@ -24,29 +24,31 @@ import numpy as np
 
 from vitiseg.data.dataset_format import load_dataset
 from vitiseg.data.splits import load_split
+from vitiseg.inference.postprocess import LesionPostprocess, lesion_mask
 from vitiseg.inference.predictor import Predictor
 from vitiseg.io.images import read_mask, read_rgb
 from vitiseg.metrics.segmentation import score_masks
-from vitiseg.inference.postprocess import LesionPostprocess, clean_lesion_mask
 
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6)
+SKIN_GATES = (0.0, 0.1, 0.3, 0.5)
 CLOSE_FRACTIONS = (0.0, 0.01, 0.02, 0.04)
 MIN_AREA_FRACTIONS = (0.0, 0.0005, 0.002)
 FILL_HOLES = (False, True)
+CLEAN_UP_FIELDS = ("skin_gate", "close_fraction", "min_area_fraction", "fill_holes")
 
 
 def predictions(predictor: Predictor, cases) -> list[tuple[np.ndarray, np.ndarray]]:
     out = []
     for case in cases:
-        lesion_probability = predictor.predict(read_rgb(case.image_path)).lesion
-        out.append((lesion_probability, read_mask(case.mask_path("lesion"))))
+        prediction = predictor.predict(read_rgb(case.image_path))
+        out.append((prediction.lesion, prediction.skin, read_mask(case.mask_path("lesion"))))
     return out
 
 
 def mean_dice(pairs, setting: LesionPostprocess, threshold: float) -> float:
     scores = [
-        score_masks(clean_lesion_mask(p >= threshold, setting), t, with_hd95=False).dice
-        for p, t in pairs
+        score_masks(lesion_mask(lesion, skin, threshold, setting), truth, with_hd95=False).dice
+        for lesion, skin, truth in pairs
     ]
     return float(np.mean(scores))
 
@@ -70,11 +72,11 @@ def main() -> None:
     }
     print(f"{len(pairs['train'])} train, {len(pairs['val'])} val cases; tta={args.tta}")
     rows = []
-    for threshold, close, min_area, fill in itertools.product(
-        THRESHOLDS, CLOSE_FRACTIONS, MIN_AREA_FRACTIONS, FILL_HOLES
+    for threshold, gate, close, min_area, fill in itertools.product(
+        THRESHOLDS, SKIN_GATES, CLOSE_FRACTIONS, MIN_AREA_FRACTIONS, FILL_HOLES
     ):
         setting = LesionPostprocess(
-            close_fraction=close, min_area_fraction=min_area, fill_holes=fill
+            skin_gate=gate, close_fraction=close, min_area_fraction=min_area, fill_holes=fill
         )
         rows.append(
             {
@@ -84,16 +86,25 @@ def main() -> None:
                 "val_dice": mean_dice(pairs["val"], setting, threshold),
             }
         )
-    plain = next(
-        r
-        for r in rows
-        if r["threshold"] == 0.5 and not r["close_fraction"] and not r["min_area_fraction"]
-        and not r["fill_holes"]
-    )
-    best = max(rows, key=lambda r: r["train_dice"])
+
+    def best_where(keep) -> dict:
+        return max((r for r in rows if keep(r)), key=lambda r: r["train_dice"])
+
+    def only(field: str):
+        # threshold 0.5 and every clean-up step off except ``field``
+        return lambda r: (
+            r["threshold"] == 0.5 and all(not r[name] for name in CLEAN_UP_FIELDS if name != field)
+        )
+
+    table = [("threshold 0.5, no clean-up", best_where(only("")))]
+    table += [(f"threshold 0.5, {name} only", best_where(only(name))) for name in CLEAN_UP_FIELDS]
+    table.append(("best on train", best_where(lambda r: True)))
     print("| setting | train Dice | val Dice |\n|---|---|---|")
-    for label, row in (("threshold 0.5, no clean-up", plain), ("best on train", best)):
-        print(f"| {label}: {json.dumps(row)} | {row['train_dice']:.4f} | {row['val_dice']:.4f} |")
+    for label, row in table:
+        chosen = {k: v for k, v in row.items() if not k.endswith("_dice")}
+        print(
+            f"| {label}: {json.dumps(chosen)} | {row['train_dice']:.4f} | {row['val_dice']:.4f} |"
+        )
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(rows, handle, indent=1)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import yaml
 
+from vitiseg.inference.postprocess import LesionPostprocess
 from vitiseg.io.atomic import write_json_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,6 +36,32 @@ def without_machine_paths(value):
     return value
 
 
+def pretraining_stage(source: Path) -> dict:
+    """What RUN started from: a training run folder (metrics.csv + model/), or a shipped
+    model folder, whose own stages and minutes are carried over."""
+    if (source / "metrics.csv").is_file():
+        with open(source / "metrics.csv", newline="") as stream:
+            history = list(csv.DictReader(stream))
+        stage_metadata = json.loads((source / "model" / "metadata.json").read_text())
+        return {
+            "datasets": stage_metadata["training"]["datasets"],
+            "minutes": float(history[-1]["minutes"]),
+            "epochs": int(history[-1]["epoch"]),
+            "model_id": stage_metadata.get("model_id"),
+        }
+    shipped = json.loads((source / "metadata.json").read_text())
+    training = shipped["training"]
+    return {
+        "datasets": training["datasets"],
+        "minutes": float(training["run_minutes_total"]),
+        "epochs": int(training["epochs_total"])
+        + int(training.get("pretraining", {}).get("epochs", 0)),
+        "model_id": shipped.get("model_id"),
+        "config": training.get("config"),
+        "pretraining": training.get("pretraining"),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path)
@@ -48,8 +75,14 @@ def main() -> None:
         "--pretrain",
         type=Path,
         default=None,
-        help="the run whose model RUN started from (its time is added)",
+        help="the run or shipped model folder RUN started from (its time is added)",
     )
+    parser.add_argument(
+        "--lesion-postprocess",
+        default="",
+        help="JSON of the lesion clean-up chosen by scripts/postprocess_study.py",
+    )
+    parser.add_argument("--lesion-threshold", type=float, default=None)
     parser.add_argument("--target", type=Path, default=ROOT / "models" / "default")
     args = parser.parse_args()
 
@@ -61,16 +94,14 @@ def main() -> None:
     metadata["training"]["run_minutes_total"] = float(history[-1]["minutes"])
     metadata["training"]["epochs_total"] = int(history[-1]["epoch"])
     if args.pretrain is not None:
-        with open(args.pretrain / "metrics.csv", newline="") as stream:
-            stage = list(csv.DictReader(stream))
-        stage_metadata = json.loads((args.pretrain / "model" / "metadata.json").read_text())
-        metadata["training"]["pretraining"] = {
-            "datasets": stage_metadata["training"]["datasets"],
-            "minutes": float(stage[-1]["minutes"]),
-            "epochs": int(stage[-1]["epoch"]),
-            "model_id": stage_metadata.get("model_id"),
-        }
-        metadata["training"]["run_minutes_total"] += float(stage[-1]["minutes"])
+        stage = pretraining_stage(args.pretrain)
+        metadata["training"]["pretraining"] = stage
+        metadata["training"]["run_minutes_total"] += stage["minutes"]
+    if args.lesion_postprocess:
+        setting = LesionPostprocess.from_dict(json.loads(args.lesion_postprocess))
+        metadata["lesion_postprocess"] = setting.to_dict()
+    if args.lesion_threshold is not None:
+        metadata["thresholds"]["lesion"] = args.lesion_threshold
     evaluations = {}
     for item in args.eval:
         name, folder = item.split("=", 1)

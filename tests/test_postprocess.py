@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from vitiseg.inference.postprocess import LesionPostprocess, clean_lesion_mask
+from vitiseg.inference.postprocess import LesionPostprocess, clean_lesion_mask, lesion_mask
 from vitiseg.inference.predictor import Prediction, Predictor
 
 
@@ -91,3 +91,15 @@ def test_predictor_applies_the_clean_up_named_in_the_model_metadata(tiny_model_d
     skin, cleaned = predictor.masks(prediction)
     assert cleaned[20, 20] and not cleaned[81, 81]
     assert not (cleaned & ~skin).any()
+
+
+def test_skin_gate_drops_lesion_where_the_skin_output_sees_background():
+    lesion_probability = np.full((20, 20), 0.9, np.float32)
+    skin_probability = np.zeros((20, 20), np.float32)
+    skin_probability[:, :10] = 0.8  # left half skin, right half a white wall
+    plain = lesion_mask(lesion_probability, skin_probability, 0.5, LesionPostprocess())
+    gated = lesion_mask(
+        lesion_probability, skin_probability, 0.5, LesionPostprocess(skin_gate=0.3)
+    )
+    assert plain.all()
+    assert gated[:, :10].all() and not gated[:, 10:].any()

@@ -20,26 +20,32 @@ from scipy import ndimage
 @dataclass(frozen=True)
 class LesionPostprocess:
     """Args:
+    skin_gate: lesion only where the skin probability is at least this (0 = off); the
+        skin output has seen far more backgrounds than the lesion output (white walls,
+        sheets and shirts otherwise pass for depigmented skin).
     close_fraction: diameter of the closing disc, as a share of the longer side (0 = off).
     min_area_fraction: lesion components smaller than this share of the image are dropped.
     fill_holes: fill pigmented islands fully enclosed by a lesion.
     """
 
+    skin_gate: float = 0.0
     close_fraction: float = 0.0
     min_area_fraction: float = 0.0
     fill_holes: bool = False
 
     def __post_init__(self) -> None:
+        if not 0 <= self.skin_gate < 1:
+            raise ValueError(f"skin_gate must lie in [0, 1), got {self.skin_gate}")
         if not 0 <= self.close_fraction < 0.5:
             raise ValueError(f"close_fraction must lie in [0, 0.5), got {self.close_fraction}")
         if not 0 <= self.min_area_fraction < 1:
-            raise ValueError(
-                f"min_area_fraction must lie in [0, 1), got {self.min_area_fraction}"
-            )
+            raise ValueError(f"min_area_fraction must lie in [0, 1), got {self.min_area_fraction}")
 
     @property
     def is_identity(self) -> bool:
-        return not (self.close_fraction or self.min_area_fraction or self.fill_holes)
+        return not (
+            self.skin_gate or self.close_fraction or self.min_area_fraction or self.fill_holes
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -48,16 +54,33 @@ class LesionPostprocess:
     def from_dict(cls, data: dict[str, Any] | None) -> LesionPostprocess:
         data = data or {}
         return cls(
+            skin_gate=float(data.get("skin_gate", 0.0)),
             close_fraction=float(data.get("close_fraction", 0.0)),
             min_area_fraction=float(data.get("min_area_fraction", 0.0)),
             fill_holes=bool(data.get("fill_holes", False)),
         )
 
 
+def lesion_mask(
+    lesion_probability: np.ndarray,
+    skin_probability: np.ndarray,
+    threshold: float,
+    setting: LesionPostprocess,
+) -> np.ndarray:
+    """(H, W) probabilities -> the (H, W) bool lesion mask: thresholded, gated by skin,
+    cleaned."""
+    mask = lesion_probability >= threshold
+    if setting.skin_gate:
+        mask &= skin_probability >= setting.skin_gate
+    return clean_lesion_mask(mask, setting)
+
+
 def clean_lesion_mask(mask: np.ndarray, setting: LesionPostprocess) -> np.ndarray:
     """(H, W) bool lesion mask -> cleaned (H, W) bool mask (a new array; input untouched)."""
     mask = np.asarray(mask, bool)
-    if setting.is_identity or not mask.any():
+    if not (setting.close_fraction or setting.min_area_fraction or setting.fill_holes):
+        return mask.copy()
+    if not mask.any():
         return mask.copy()
     cleaned = mask.view(np.uint8).copy()
     # An odd diameter keeps the disc symmetric about its anchor, so closing never

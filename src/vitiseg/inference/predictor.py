@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from vitiseg.data.resize import resize_long_side
-from vitiseg.inference.postprocess import LesionPostprocess, clean_lesion_mask
+from vitiseg.inference.postprocess import LesionPostprocess, lesion_mask
 from vitiseg.inference.tiling import predict_tiled
 from vitiseg.models.metadata import ModelMetadata
 
@@ -150,8 +150,10 @@ class Predictor:
         """Thresholded (skin, lesion) bool masks, the lesion cleaned up as the model's
         metadata says; lesion is kept inside skin ∪ lesion."""
         thresholds = self.metadata.thresholds
-        lesion = clean_lesion_mask(
-            prediction.lesion >= thresholds.get("lesion", 0.5),
+        lesion = lesion_mask(
+            prediction.lesion,
+            prediction.skin,
+            thresholds.get("lesion", 0.5),
             LesionPostprocess.from_dict(self.metadata.lesion_postprocess),
         )
         skin = (prediction.skin >= thresholds.get("skin", 0.5)) | lesion
