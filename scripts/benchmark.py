@@ -188,14 +188,19 @@ class TimedBackend:
 
     def __init__(self, run_batch: Callable[[np.ndarray], np.ndarray]) -> None:
         self.run_batch = run_batch
+        # Passed on so the predictor takes the same one-tile path as vitiseg-score.
+        self.any_size_stride = getattr(run_batch, "any_size_stride", None)
         self.seconds = 0.0
         self.tiles = 0
+        self.tile_pixels = 0
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         started = time.perf_counter()
         out = self.run_batch(batch)
         self.seconds += time.perf_counter() - started
         self.tiles += int(batch.shape[0])
+        # A photo that fits in one tile runs at its stride-padded size, not the whole tile.
+        self.tile_pixels += int(batch.shape[0] * batch.shape[2] * batch.shape[3])
         return out
 
 
@@ -423,7 +428,7 @@ def worker_time(config: RunConfig, settings: Settings, photos: Sequence[str]) ->
         score_photo(runner, paths[i % len(paths)], out_dir, vasi_config, settings.pipeline)
         for i in range(settings.warmup)
     ]
-    runner.timer.seconds, runner.timer.tiles = 0.0, 0
+    runner.timer.seconds, runner.timer.tiles, runner.timer.tile_pixels = 0.0, 0, 0
     rows: list[dict[str, float]] = []
     started = time.perf_counter()
     for path in paths:
@@ -439,6 +444,7 @@ def worker_time(config: RunConfig, settings: Settings, photos: Sequence[str]) ->
         "first_image_s": warm[0]["total_s"] if warm else None,
         "model_seconds": runner.timer.seconds,
         "tiles": runner.timer.tiles,
+        "tile_pixels": runner.timer.tile_pixels,
         "rss_loaded_mb": rss_loaded,
         "peak_rss_mb": _memory_mb("VmHWM"),
     }
@@ -679,7 +685,8 @@ def assemble_rows(
             ips = timing["n_images"] / timing["seconds"]
             megapixels = width * height / 1e6
             tile_flops = flops[config.system]
-            model_flops = tile_flops * timing["tiles"]
+            # Convolutions cost in proportion to their input's pixels.
+            model_flops = tile_flops * timing["tile_pixels"] / config.tile**2
             achieved = (
                 model_flops / timing["model_seconds"] / 1e9 if timing["model_seconds"] else None
             )

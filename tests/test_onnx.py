@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from vitiseg.data.resize import resize_long_side
 from vitiseg.inference.factory import predictor_from_config
 from vitiseg.inference.onnx_backend import (
     ONNX_INFO_NAME,
@@ -239,6 +240,23 @@ def test_benchmark_results_file_keeps_one_latest_block_and_a_history(tmp_path):
     results.write_text("hand-written notes without markers\n")
     with pytest.raises(SystemExit, match="marker"):
         benchmark.update_results(results, "table", "| run 3 |")
+
+
+def test_benchmark_timer_runs_the_path_vitiseg_score_runs(model_dirs):
+    # The timing wrapper must not hide the one-tile shortcut, and counts the pixels the
+    # network really saw (for its FLOP figures).
+    benchmark = _benchmark_module()
+    folder = model_dirs["resnet18"]
+    metadata = load_metadata(folder)
+    rgb = np.random.default_rng(6).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    timer = benchmark.TimedBackend(make_backend(folder, "torch"))
+    assert timer.any_size_stride == 32
+    timed = Predictor(timer, metadata).predict(rgb)
+    direct = Predictor(make_backend(folder, "torch"), metadata).predict(rgb)
+    np.testing.assert_allclose(timed.lesion, direct.lesion, atol=1e-6)
+    height, width = resize_long_side(rgb, metadata.preprocessing.long_side).shape[:2]
+    assert timer.tiles == 1
+    assert timer.tile_pixels == (-(-height // 32) * 32) * (-(-width // 32) * 32)
 
 
 def test_benchmark_synthetic_photos_have_the_asked_size(tmp_path):
