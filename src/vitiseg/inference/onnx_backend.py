@@ -319,8 +319,8 @@ def quantize_onnx(
     target_dir = Path(out_dir) if out_dir is not None else folder
     metadata = load_metadata(folder)
     info = read_onnx_info(target_dir)
-    if not _is_current(target_dir, info, metadata, None, int8=False):
-        export_onnx(folder, out_dir=target_dir)
+    if not _is_current(target_dir, info, metadata, int8=False):
+        export_onnx(folder, out_dir=target_dir, dynamic_hw=True)
         info = read_onnx_info(target_dir)
     if info is None:
         raise RuntimeError(f"{target_dir / ONNX_INFO_NAME}: missing right after export")
@@ -427,7 +427,7 @@ class OnnxBackend:
 
 
 def _is_current(
-    folder: Path, info: OnnxInfo | None, metadata: ModelMetadata, tile: int | None, *, int8: bool
+    folder: Path, info: OnnxInfo | None, metadata: ModelMetadata, *, int8: bool
 ) -> bool:
     if info is None or info.model_id != metadata.model_id or not (folder / ONNX_NAME).is_file():
         return False
@@ -465,11 +465,11 @@ def ensure_onnx(model_folder: str | Path, tile: int | None = None, *, int8: bool
     name = ONNX_INT8_NAME if int8 else ONNX_NAME
     candidates = [folder, onnx_cache_dir(metadata)]
     for candidate in candidates:
-        if _is_current(candidate, read_onnx_info(candidate), metadata, tile, int8=int8):
+        if _is_current(candidate, read_onnx_info(candidate), metadata, int8=int8):
             return candidate / name
     target = folder if os.access(folder, os.W_OK) else candidates[1]
     info = read_onnx_info(target)
-    if not _is_current(target, info, metadata, tile, int8=False):
+    if not _is_current(target, info, metadata, int8=False):
         logger.info("no current ONNX export of %s; exporting", folder)
         export_onnx(folder, tile, out_dir=target, dynamic_hw=True)
     if int8:

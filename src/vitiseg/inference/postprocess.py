@@ -42,10 +42,13 @@ class LesionPostprocess:
             raise ValueError(f"min_area_fraction must lie in [0, 1), got {self.min_area_fraction}")
 
     @property
+    def cleans(self) -> bool:
+        """Whether any morphological step is on (the skin gate is not one)."""
+        return bool(self.close_fraction or self.min_area_fraction or self.fill_holes)
+
+    @property
     def is_identity(self) -> bool:
-        return not (
-            self.skin_gate or self.close_fraction or self.min_area_fraction or self.fill_holes
-        )
+        return not (self.skin_gate or self.cleans)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,15 +75,14 @@ def lesion_mask(
     mask = lesion_probability >= threshold
     if setting.skin_gate:
         mask &= skin_probability >= setting.skin_gate
-    return clean_lesion_mask(mask, setting)
+    # ``mask`` is a fresh array: no copy needed when nothing is cleaned (12 MB per 12 MP).
+    return clean_lesion_mask(mask, setting) if setting.cleans else mask
 
 
 def clean_lesion_mask(mask: np.ndarray, setting: LesionPostprocess) -> np.ndarray:
     """(H, W) bool lesion mask -> cleaned (H, W) bool mask (a new array; input untouched)."""
     mask = np.asarray(mask, bool)
-    if not (setting.close_fraction or setting.min_area_fraction or setting.fill_holes):
-        return mask.copy()
-    if not mask.any():
+    if not setting.cleans or not mask.any():
         return mask.copy()
     cleaned = mask.view(np.uint8).copy()
     # An odd diameter keeps the disc symmetric about its anchor, so closing never
