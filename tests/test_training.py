@@ -184,6 +184,33 @@ def test_resume_continues_from_the_last_epoch(tmp_path):
     )
 
 
+def test_fine_tuning_reuses_the_starting_runs_split_whatever_its_seed(tmp_path):
+    dataset = make_tiny_dataset(tmp_path / "d")
+    first = tmp_path / "first"
+    train(_settings(max_epochs=1, seed=0, val_fraction=0.3), [DatasetSpec(dataset)], first)
+    # Seed 2 alone would hold out other patients, so the reuse is what keeps the split.
+    cases = load_dataset(dataset)
+    assert split_by_patient(cases, 0.3, 2) != split_by_patient(cases, 0.3, 0)
+    tuned = tmp_path / "tuned"
+    settings = _settings(
+        max_epochs=1,
+        seed=2,
+        val_fraction=0.3,
+        init_weights=first / "model",
+        split_file=first / "split.json",
+    )
+    train(settings, [DatasetSpec(dataset)], tuned)
+    assert (tuned / "split.json").read_text() == (first / "split.json").read_text()
+
+
+def test_a_split_file_naming_unknown_cases_is_refused(tmp_path):
+    dataset = make_tiny_dataset(tmp_path / "d")
+    split_file = tmp_path / "split.json"
+    split_file.write_text('{"d": {"train": ["case00", "ghost"], "val": ["case01"]}}')
+    with pytest.raises(ValueError, match="ghost"):
+        train(_settings(split_file=split_file), [DatasetSpec(dataset)], tmp_path / "run")
+
+
 def test_exported_model_is_the_weight_average_and_resume_keeps_it(tmp_path):
     from vitiseg.models.model_folder import load_model_folder
 

@@ -57,6 +57,7 @@ def settings_from_config(cfg: DictConfig) -> TrainSettings:
         min_lr_ratio=optim.min_lr_ratio,
         dice_weight=cfg.loss.dice_weight,
         val_fraction=cfg.data.val_fraction,
+        split_file=Path(cfg.data.split_file) if cfg.data.get("split_file") else None,
         val_max_cases=cfg.data.val_max_cases,
         select_dataset=cfg.data.select_dataset,
         early_stop_patience=trainer.early_stop_patience,

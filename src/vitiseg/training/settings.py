@@ -40,6 +40,9 @@ class TrainSettings:
     min_lr_ratio: float = 0.02
     dice_weight: float = 1.0
     val_fraction: float = 0.2
+    # Another run's split.json to reuse, so a fine-tuned model never trains on the photos its
+    # starting model was validated on (the seed alone decides the split otherwise).
+    split_file: Path | None = None
     val_max_cases: int = 80  # per dataset, to keep validation quick on CPU
     select_dataset: str = ""  # dataset whose val lesion Dice picks the best model
     early_stop_patience: int = 0  # epochs without improvement; 0 = off

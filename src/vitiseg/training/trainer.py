@@ -84,8 +84,11 @@ def _broadcast_float(value: float, device: torch.device) -> float:
 def _load_split_cases(
     specs: list[DatasetSpec], settings: TrainSettings, output_dir: Path
 ) -> tuple[list[LoadedCase], dict[str, list[LoadedCase]], dict[str, dict[str, list[str]]]]:
+    # A resumed run keeps its own split; a new run may reuse another run's.
     split_path = output_dir / "split.json"
-    saved = load_split(split_path) if split_path.is_file() else {}
+    if not split_path.is_file():
+        split_path = settings.split_file
+    saved = load_split(split_path) if split_path else {}
     train: list[LoadedCase] = []
     val: dict[str, list[LoadedCase]] = {}
     splits: dict[str, dict[str, list[str]]] = {}
@@ -98,6 +101,11 @@ def _load_split_cases(
         )
         splits[spec.label] = split
         by_id = {c.case_id: c for c in cases}
+        unknown = sorted(set(split["train"] + split["val"]) - by_id.keys())
+        if unknown:
+            raise ValueError(
+                f"{split_path}: {spec.label} split names cases not in {spec.path}: {unknown[:5]}"
+            )
         val_ids = list(split["val"])
         if len(val_ids) > settings.val_max_cases:
             picker = deterministic_rng(settings.seed, spec.label, "val")
