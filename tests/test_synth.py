@@ -385,3 +385,43 @@ def test_cli_writes_dataset_and_refuses_painted_output_in_checkout(
         synth_cli.main()
     assert exit_info.value.code == 2
     assert not inside.exists()
+
+
+def test_cli_paints_only_the_photos_of_a_split_part(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vitiseg.cli import synth as synth_cli
+
+    source = tmp_path / "procedural"
+    generate_dataset(source, n=3, seed=21, size=256)
+    skin_photos = _fake_skin_photos(tmp_path, source)
+    stems = sorted(path.stem for path in (skin_photos / "images").glob("*.jpg"))
+    split_file = tmp_path / "split.json"
+    split = {skin_photos.name: {"train": stems[:2], "val": stems[2:], "test": []}}
+    split_file.write_text(json.dumps(split))
+
+    def run(out: Path, split_path: Path) -> int:
+        argv = [
+            "vitiseg-synth",
+            f"out={out}",
+            "n=4",
+            "mode=painted",
+            f"skin_photos={skin_photos}",
+            f"split_file={split_path}",
+            "split_part=val",
+            f"output={tmp_path / 'run'}",
+        ]
+        monkeypatch.setattr(sys, "argv", argv)
+        with pytest.raises(SystemExit) as exit_info:
+            synth_cli.main()
+        return int(exit_info.value.code)
+
+    assert run(tmp_path / "val-only", split_file) == 0
+    truth = json.loads((tmp_path / "val-only" / "truth.json").read_text())
+    # Four cases, one validation photo: every case is painted on it, none on a train photo.
+    assert {case["source"] for case in truth["cases"].values()} == {f"{stems[2]}.jpg"}
+
+    other = tmp_path / "other-split.json"
+    other.write_text(json.dumps({"vitiligo-web": split[skin_photos.name]}))
+    assert run(tmp_path / "refused", other) == 2
+    assert not (tmp_path / "refused").exists()

@@ -3,19 +3,22 @@
 ::
 
     vitiseg-synth out=DIR n=N seed=S [mode=procedural|painted] [size=384]
-                  [skin_photos=PATH] [subsets=[...]] [contact_sheet=PNG]
+                  [skin_photos=PATH] [subsets=[...]] [split_file=RUN/split.json split_part=val]
+                  [contact_sheet=PNG]
 
 Exit code 0 on success, 2 when the job cannot start (bad settings, no source photos).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
 from vitiseg.cli._hydra import output_dir, run_hydra
+from vitiseg.data.splits import load_split
 from vitiseg.io.atomic import write_json_atomic
 from vitiseg.paths import shared_data_dir
 from vitiseg.synth import generate_dataset, make_contact_sheet
@@ -34,6 +37,34 @@ def _inside_checkout(path: Path) -> bool:
     if not (_CHECKOUT / "pyproject.toml").is_file():
         return False  # an installed wheel: no checkout to protect
     return path == _CHECKOUT or _CHECKOUT in path.parents
+
+
+def _split_photo_ids(cfg: DictConfig, skin_photos: Path) -> set[str] | None:
+    """The photo ids of one part of a training run's split, for the skin photo folder.
+
+    Painted photos for evaluation should sit on skin the model never trained on: the
+    run's split.json lists its skin-photo cases under the folder's name.
+    """
+    split_file = _path(cfg.get("split_file"))
+    if split_file is None:
+        return None
+    part = str(cfg.get("split_part", "val"))
+    try:
+        split = load_split(split_file)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{split_file}: not a split.json ({error})") from error
+    if skin_photos.name not in split:
+        raise ValueError(
+            f"{split_file}: no split for skin photo folder {skin_photos.name!r} "
+            f"(it has {', '.join(sorted(split)) or 'none'})"
+        )
+    if part not in split[skin_photos.name]:
+        raise ValueError(f"{split_file}: {skin_photos.name!r} has no part {part!r}")
+    photo_ids = set(split[skin_photos.name][part])
+    if not photo_ids:
+        raise ValueError(f"{split_file}: part {part!r} of {skin_photos.name!r} is empty")
+    log.info("painted photos drawn from the %d %s photos of %s", len(photo_ids), part, split_file)
+    return photo_ids
 
 
 def task(cfg: DictConfig) -> int:
@@ -60,6 +91,7 @@ def task(cfg: DictConfig) -> int:
             names = OmegaConf.to_container(chosen) if OmegaConf.is_list(chosen) else [chosen]
             subsets = [str(name) for name in names]
     try:
+        photo_ids = _split_photo_ids(cfg, skin_photos) if skin_photos is not None else None
         summary = generate_dataset(
             out,
             n=int(cfg.n),
@@ -69,6 +101,7 @@ def task(cfg: DictConfig) -> int:
             skin_photos=skin_photos,
             subsets=subsets,
             lesion_label=str(cfg.get("lesion_label", "exact")),
+            photo_ids=photo_ids,
         )
     except (ValueError, FileNotFoundError) as error:
         log.error("%s", error)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +58,7 @@ def iter_cases(
     size: int = 384,
     skin_photos: Path | None = None,
     subsets: Sequence[str] | None = None,
+    photo_ids: Collection[str] | None = None,
 ) -> Iterator[SynthCase]:
     """Generate cases one by one in memory (nothing is written).
 
@@ -68,6 +69,7 @@ def iter_cases(
         size: Procedural: image side in pixels. Painted: longest side is reduced to it.
         skin_photos: Painted mode: folder with images/, masks/ and manifest.csv.
         subsets: Painted mode: use only photos of these manifest subsets (None: all).
+        photo_ids: Painted mode: use only photos with these file stems (None: all).
 
     Yields:
         :class:`SynthCase` in index order.
@@ -80,7 +82,7 @@ def iter_cases(
     if mode == "painted":
         if skin_photos is None:
             raise ValueError("painted mode needs skin_photos (a folder of photos with skin masks)")
-        sources = load_skin_photos(skin_photos, size, subsets)
+        sources = load_skin_photos(skin_photos, size, subsets, photo_ids)
         order = np.random.default_rng(np.random.SeedSequence([seed, 1_000_003])).permutation(
             len(sources)
         )
@@ -105,6 +107,7 @@ def generate_dataset(
     skin_photos: str | Path | None = None,
     subsets: Sequence[str] | None = None,
     lesion_label: str = "exact",
+    photo_ids: Collection[str] | None = None,
 ) -> SynthSummary:
     """Generate ``n`` cases into ``out_dir`` in the vitiseg dataset format, plus truth.json.
 
@@ -122,6 +125,7 @@ def generate_dataset(
         lesion_label: What ``masks/lesion`` holds: ``"exact"`` (the depigmented pixels)
             or ``"outline"`` (each patch's whole outline, pigment specks included, as
             annotators draw polygons on real photos). truth.json is exact either way.
+        photo_ids: Painted mode: use only photos with these file stems (None: all).
 
     Returns:
         A summary of what was written.
@@ -136,7 +140,7 @@ def generate_dataset(
     truth: dict[str, object] = {}
     n_patches = 0
     sources = Path(skin_photos) if mode == "painted" and skin_photos is not None else None
-    for case in iter_cases(n, seed, mode, size, sources, subsets):
+    for case in iter_cases(n, seed, mode, size, sources, subsets, photo_ids):
         case_id = case.truth.case_id
         write_bytes_atomic(root / "images" / f"{case_id}.jpg", case.jpeg)
         lesion = case.extent if lesion_label == "outline" else case.lesion
@@ -155,6 +159,7 @@ def generate_dataset(
         # The folder's name only: absolute paths would tie the file to one machine.
         header["skin_photos"] = sources.name
         header["subsets"] = None if subsets is None else list(subsets)
+        header["photos"] = "all" if photo_ids is None else f"{len(photo_ids)} listed"
     write_json_atomic(root / "truth.json", {**header, "cases": truth})
     seconds = time.perf_counter() - started
     log.info("%s: %d %s cases, %d patches in %.1f s", root, n, mode, n_patches, seconds)

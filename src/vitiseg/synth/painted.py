@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import csv
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,7 +73,10 @@ class SkinPhotoSource:
 
 
 def load_skin_photos(
-    root: str | Path, size: int, subsets: Sequence[str] | None = None
+    root: str | Path,
+    size: int,
+    subsets: Sequence[str] | None = None,
+    photo_ids: Collection[str] | None = None,
 ) -> list[SkinPhotoSource]:
     """Read ``manifest.csv`` of a skin-photo folder.
 
@@ -86,6 +89,9 @@ def load_skin_photos(
         root: Folder with images/, masks/ and manifest.csv.
         size: Longest side of the generated photos.
         subsets: Keep only rows whose ``subset`` is one of these (None: all rows).
+        photo_ids: Keep only photos whose file stem is one of these (None: all), e.g. the
+            validation ids of a training run's split.json, so painted evaluation photos
+            sit on skin the model never trained on.
 
     Returns:
         Sources sorted by image name.
@@ -108,6 +114,8 @@ def load_skin_photos(
             log.warning("%s: image or mask missing, skipped", row["image"])
             continue
         if subsets is not None and row.get("subset", "") not in subsets:
+            continue
+        if photo_ids is not None and Path(row["image"]).stem not in photo_ids:
             continue
         if _expected_skin_px(row, size) < MIN_SKIN_PX:
             continue
