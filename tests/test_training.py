@@ -15,7 +15,7 @@ import torch
 from tests.conftest import make_tiny_dataset
 from vitiseg.data.augment import AugmentSettings, training_transform
 from vitiseg.data.dataset_format import load_dataset
-from vitiseg.data.splits import patients_overlap, split_by_patient
+from vitiseg.data.splits import load_split, patients_overlap, split_by_patient
 from vitiseg.data.torch_dataset import SegmentationDataset, load_case, targets_from_masks
 from vitiseg.training.loss import masked_bce_dice
 from vitiseg.training.settings import DatasetSpec, TrainSettings
@@ -301,3 +301,10 @@ def test_ddp_two_processes_on_cpu_with_gloo(tmp_path):
     # Each of the 2 ranks takes half of every epoch's samples: 4 samples / (2 per batch * 2).
     assert int(rows[-1]["step"]) == 2
     assert (out / "model" / "metadata.json").is_file()
+
+
+def test_a_split_file_that_is_not_json_is_refused_with_its_name(tmp_path):
+    split_file = tmp_path / "split.json"
+    split_file.write_text("{not json")
+    with pytest.raises(ValueError, match="split.json: not a split.json"):
+        load_split(split_file)

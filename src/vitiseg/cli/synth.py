@@ -11,7 +11,6 @@ Exit code 0 on success, 2 when the job cannot start (bad settings, no source pho
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -49,10 +48,7 @@ def _split_photo_ids(cfg: DictConfig, skin_photos: Path) -> set[str] | None:
     if split_file is None:
         return None
     part = str(cfg.get("split_part", "val"))
-    try:
-        split = load_split(split_file)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{split_file}: not a split.json ({error})") from error
+    split = load_split(split_file)
     if skin_photos.name not in split:
         raise ValueError(
             f"{split_file}: no split for skin photo folder {skin_photos.name!r} "

@@ -52,7 +52,11 @@ def save_split(path: Path, split_by_dataset: dict[str, dict[str, list[str]]]) ->
 
 
 def load_split(path: Path) -> dict[str, dict[str, list[str]]]:
-    return json.loads(Path(path).read_text())
+    """A split.json; ValueError naming the file when it is not JSON."""
+    try:
+        return json.loads(Path(path).read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not a split.json ({error})") from error
 
 
 def patients_overlap(cases: Sequence[Case], split: dict[str, list[str]]) -> set[str]:
