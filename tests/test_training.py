@@ -15,7 +15,7 @@ import torch
 from tests.conftest import make_tiny_dataset
 from vitiseg.data.augment import AugmentSettings, training_transform
 from vitiseg.data.dataset_format import load_dataset
-from vitiseg.data.splits import load_split, patients_overlap, split_by_patient
+from vitiseg.data.splits import load_split, patient_folds, patients_overlap, split_by_patient
 from vitiseg.data.torch_dataset import SegmentationDataset, load_case, targets_from_masks
 from vitiseg.training.loss import masked_bce_dice
 from vitiseg.training.settings import DatasetSpec, TrainSettings
@@ -92,6 +92,24 @@ def test_split_is_repeatable_and_respects_the_split_column(tmp_path):
     fixed = [replace(c, split="val") if c.patient_id == "p0" else c for c in cases]
     split = split_by_patient(fixed, 0.0, 0)
     assert set(split["val"]) == {"case00", "case01"}
+
+
+def test_cross_validation_folds_validate_every_patient_exactly_once(tmp_path):
+    cases = load_dataset(make_tiny_dataset(tmp_path / "d", n_cases=20))  # 10 patients
+    folds = patient_folds(cases, 3, seed=1)
+    assert len(folds) == 3
+    validated = [case for fold in folds for case in fold["val"]]
+    assert sorted(validated) == sorted(c.case_id for c in cases)
+    patients = {c.case_id: c.patient_id for c in cases}
+    sizes = [len({patients[i] for i in fold["val"]}) for fold in folds]
+    assert sorted(sizes) == [3, 3, 4]
+    for fold in folds:
+        assert not patients_overlap(cases, fold)
+        assert sorted(fold["train"] + fold["val"]) == sorted(patients)
+    assert patient_folds(cases, 3, seed=1) == folds
+    assert patient_folds(cases, 3, seed=2) != folds
+    with pytest.raises(ValueError, match="number of patients"):
+        patient_folds(cases, 11, seed=0)
 
 
 # ---------------------------------------------------------------- augmentation
@@ -267,6 +285,10 @@ def test_training_command_end_to_end(tmp_path):
     assert len(summary["cases"]) == 6
     assert set(summary["mean"]) >= {"lesion", "skin"}
     assert 0 <= summary["mean"]["lesion"]["dice"] <= 1
+    low, high = summary["mean"]["ci95_by_patient"]["lesion_dice"]
+    assert low <= summary["mean"]["lesion"]["dice"] <= high
+    assert summary["mean"]["n_patients"] == 3
+    assert "[" in (evaluation / "summary.md").read_text()
     assert (evaluation / "worst_cases" / "index.html").is_file()
 
 

@@ -47,6 +47,27 @@ def split_by_patient(
     return split
 
 
+def patient_folds(cases: Sequence[Case], k: int, seed: int) -> list[dict[str, list[str]]]:
+    """k cross-validation splits: every patient is in exactly one ``val`` fold.
+
+    Patients are dealt round-robin in seeded-hash order, so fold sizes differ by at most
+    one patient. Returns k ``{"train": [...], "val": [...], "test": []}`` case-id splits.
+    """
+    patients = sorted({c.patient_id for c in cases})
+    if not 2 <= k <= len(patients):
+        raise ValueError(f"k must lie in [2, {len(patients)}] (number of patients), got {k}")
+    patients.sort(key=lambda patient: hashlib.sha256(f"{seed}:{patient}".encode()).hexdigest())
+    fold_of = {patient: index % k for index, patient in enumerate(patients)}
+    return [
+        {
+            "train": [c.case_id for c in cases if fold_of[c.patient_id] != fold],
+            "val": [c.case_id for c in cases if fold_of[c.patient_id] == fold],
+            "test": [],
+        }
+        for fold in range(k)
+    ]
+
+
 def save_split(path: Path, split_by_dataset: dict[str, dict[str, list[str]]]) -> None:
     write_json_atomic(path, split_by_dataset)
 

@@ -21,6 +21,7 @@ from tqdm import tqdm
 from vitiseg.data.dataset_format import Case
 from vitiseg.inference.predictor import Predictor
 from vitiseg.io.images import read_mask, read_rgb
+from vitiseg.metrics.confidence import patient_bootstrap_ci
 from vitiseg.metrics.segmentation import MaskScores, mean_scores, nan_mean, score_masks
 from vitiseg.metrics.skin_tone import individual_typology_angle, ita_category
 
@@ -123,6 +124,26 @@ def evaluate_cases(predictor: Predictor, cases: Sequence[Case]) -> list[CaseResu
     ]
 
 
+def patient_intervals(rows: Sequence[CaseResult]) -> dict[str, list[float] | None]:
+    """95 % patient-bootstrap intervals of the means in a summary block (None: < 2 patients)."""
+    columns = {
+        "lesion_dice": [(r.lesion.dice if r.lesion else None) for r in rows],
+        "lesion_nonempty_dice": [
+            (r.lesion.dice if r.lesion and r.lesion.truth_px > 0 else None) for r in rows
+        ],
+        "skin_dice": [(r.skin.dice if r.skin else None) for r in rows],
+        "affected_fraction_mae": [
+            (abs(e) if (e := r.affected_fraction_error) is not None else None) for r in rows
+        ],
+    }
+    patients = [r.patient_id for r in rows]
+    intervals = {}
+    for name, values in columns.items():
+        interval = patient_bootstrap_ci(values, patients)
+        intervals[name] = list(interval) if interval else None
+    return intervals
+
+
 def summarise(results: Sequence[CaseResult]) -> dict[str, Any]:
     """``{"mean": {...}, "strata": {...}, "cases": [...]}`` for summary.json."""
 
@@ -141,6 +162,8 @@ def summarise(results: Sequence[CaseResult]) -> dict[str, Any]:
         if errors:
             mae, count = nan_mean([abs(e) for e in errors])
             out["affected_fraction"] = {"mae": mae, "bias": float(np.mean(errors)), "n": count}
+        out["n_patients"] = len({r.patient_id for r in rows})
+        out["ci95_by_patient"] = patient_intervals(rows)
         return out
 
     strata: dict[str, list[CaseResult]] = defaultdict(list)
@@ -166,6 +189,11 @@ def summarise(results: Sequence[CaseResult]) -> dict[str, Any]:
             "undefined; one empty: Dice=IoU=0, HD95 undefined; undefined values are left out "
             "of means (counts in *_n)."
         ),
+        "confidence_intervals": (
+            "ci95_by_patient: 2.5th-97.5th percentiles of the mean over 2000 resamples of "
+            "whole patients (photos of one patient are not independent); null with fewer "
+            "than 2 patients."
+        ),
         "cases": [r.to_dict() for r in results],
     }
 
@@ -183,22 +211,29 @@ def worst_cases(results: Sequence[CaseResult], count: int) -> list[CaseResult]:
 def markdown_table(summary: dict[str, Any]) -> str:
     """A readable table of means overall and per stratum."""
     lines = [
-        "| group | n | lesion Dice | lesion IoU | lesion HD95 px | skin Dice | "
-        "affected-fraction MAE |",
+        "| group | n (patients) | lesion Dice [95 % CI] | lesion IoU | lesion HD95 px | "
+        "skin Dice [95 % CI] | affected-fraction MAE |",
         "|---|---|---|---|---|---|---|",
     ]
 
     def fmt(value: Any) -> str:
         return "–" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
 
+    def with_interval(value: Any, interval: list[float] | None) -> str:
+        return fmt(value) + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
+
     groups = [("all", summary["mean"])] + list(summary["strata"].items())
     for name, block in groups:
-        lesion = block.get("lesion_nonempty") or block.get("lesion") or {}
+        lesion_key = "lesion_nonempty" if block.get("lesion_nonempty") else "lesion"
+        lesion = block.get(lesion_key) or {}
         skin = block.get("skin") or {}
         affected = block.get("affected_fraction") or {}
+        intervals = block.get("ci95_by_patient") or {}
+        lesion_dice = with_interval(lesion.get("dice"), intervals.get(f"{lesion_key}_dice"))
+        skin_dice = with_interval(skin.get("dice"), intervals.get("skin_dice"))
         lines.append(
-            f"| {name} | {block['n_cases']} | {fmt(lesion.get('dice'))} | "
+            f"| {name} | {block['n_cases']} ({block.get('n_patients', '?')}) | {lesion_dice} | "
             f"{fmt(lesion.get('iou'))} | {fmt(lesion.get('hd95_px'))} | "
-            f"{fmt(skin.get('dice'))} | {fmt(affected.get('mae'))} |"
+            f"{skin_dice} | {fmt(affected.get('mae'))} |"
         )
     return "\n".join(lines) + "\n"
