@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -38,3 +42,32 @@ def test_missing_values_are_left_out_and_one_patient_gives_no_interval():
     assert 0.5 <= low <= high <= 0.9
     with pytest.raises(ValueError, match="patient ids"):
         patient_bootstrap_ci([0.5], ["a", "b"])
+
+
+def _summary(path, dice_by_case):
+    cases = [
+        {"case_id": case, "patient_id": case[0], "lesion": {"dice": dice}}
+        for case, dice in dice_by_case.items()
+    ]
+    path.write_text(json.dumps({"cases": cases}))
+    return path
+
+
+def test_paired_difference_script_reports_the_shift_and_refuses_other_cases(tmp_path):
+    script = Path(__file__).parents[1] / "scripts" / "paired_difference.py"
+    base = {"a1": 0.2, "a2": 0.4, "b1": 0.5, "c1": 0.7}
+    first = _summary(tmp_path / "a.json", base)
+    second = _summary(tmp_path / "b.json", {k: v + 0.1 for k, v in base.items()})
+    done = subprocess.run(
+        [sys.executable, str(script), str(first), str(second)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "B - A = +0.100" in done.stdout
+    assert "[+0.100, +0.100]" in done.stdout
+    assert "B better on 4 of 4 cases (3 patients)" in done.stdout
+    other = _summary(tmp_path / "c.json", {"a1": 0.3})
+    done = subprocess.run(
+        [sys.executable, str(script), str(first), str(other)], capture_output=True, text=True
+    )
+    assert done.returncode == 2
+    assert "a.json" in done.stderr and "c.json" in done.stderr

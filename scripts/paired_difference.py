@@ -1,0 +1,61 @@
+#!/usr/bin/env python3
+"""Is model B better than model A on the same photos? A paired, patient-level answer.
+
+    python scripts/paired_difference.py A/summary.json B/summary.json [--metric lesion.dice]
+
+Both files are vitiseg-eval summaries of the same cases. The per-case differences B - A are
+averaged, and their 95 % interval comes from resampling whole patients (a patient's photos
+are not independent). An interval that contains 0 means the validation set cannot tell
+the two models apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from vitiseg.metrics.confidence import patient_bootstrap_ci
+
+
+def case_values(summary: dict, metric: str) -> dict[str, tuple[str, float | None]]:
+    kind, name = metric.split(".")
+    return {
+        case["case_id"]: (case["patient_id"], (case.get(kind) or {}).get(name))
+        for case in summary["cases"]
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("baseline", type=Path)
+    parser.add_argument("other", type=Path)
+    parser.add_argument("--metric", default="lesion.dice", help="KIND.NAME in each case")
+    args = parser.parse_args()
+    first, second = (
+        case_values(json.loads(path.read_text()), args.metric)
+        for path in (args.baseline, args.other)
+    )
+    if set(first) != set(second):
+        print(f"error: {args.baseline} and {args.other} hold different cases", file=sys.stderr)
+        return 2
+    ids = sorted(i for i in first if first[i][1] is not None and second[i][1] is not None)
+    if not ids:
+        print(f"error: no case has {args.metric} in both files", file=sys.stderr)
+        return 2
+    differences = [second[i][1] - first[i][1] for i in ids]
+    patients = [first[i][0] for i in ids]
+    interval = patient_bootstrap_ci(differences, patients)
+    mean = sum(differences) / len(differences)
+    shown = f"[{interval[0]:+.3f}, {interval[1]:+.3f}]" if interval else "(under 2 patients)"
+    better = sum(d > 0 for d in differences)
+    print(
+        f"{args.metric}: B - A = {mean:+.3f}, 95 % patient-bootstrap interval {shown}; "
+        f"B better on {better} of {len(ids)} cases ({len(set(patients))} patients)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
