@@ -8,12 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import albumentations as A
+import cv2
 import numpy as np
 import pytest
 import torch
 
 from tests.conftest import make_tiny_dataset
-from vitiseg.data.augment import AugmentSettings, training_transform
+from vitiseg.data.augment import AugmentSettings, swap_background, training_transform
 from vitiseg.data.dataset_format import load_dataset
 from vitiseg.data.splits import load_split, patient_folds, patients_overlap, split_by_patient
 from vitiseg.data.torch_dataset import SegmentationDataset, load_case, targets_from_masks
@@ -127,6 +129,35 @@ def test_augmentation_keeps_masks_binary_and_lesion_inside_skin(tiny_dataset):
         skin, lesion = sample["targets"]
         assert not (lesion.bool() & ~skin.bool()).any()
         assert sample["image"].shape == (3, 48, 48)
+
+
+def test_background_swap_repaints_only_known_background(tmp_path):
+    annotated = load_case(load_dataset(make_tiny_dataset(tmp_path / "a"))[0], "a", 96)
+    no_skin_masks = make_tiny_dataset(tmp_path / "b", skin=False)
+    lesion_only = load_case(load_dataset(no_skin_masks)[0], "b", 96)
+    skin = annotated.targets[0] > 0
+    # Feathering touches 2 px either side of the skin edge; beyond that it is exact.
+    inside = cv2.erode(skin.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    outside = cv2.erode((~skin).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    swapped = swap_background(annotated.image, annotated.targets[0], np.random.default_rng(0))
+    assert np.array_equal(swapped[inside], annotated.image[inside])
+    assert swapped[outside].mean() > 130 > annotated.image[outside].mean()
+    # A hole enclosed by skin keeps its pixels.
+    holed = annotated.targets[0].copy()
+    centre = tuple(int(v) for v in np.argwhere(inside).mean(axis=0))
+    holed[centre[0] - 3 : centre[0] + 4, centre[1] - 3 : centre[1] + 4] = 0
+    repainted = swap_background(annotated.image, holed, np.random.default_rng(0))
+    assert np.array_equal(repainted[inside], annotated.image[inside])
+
+    identity = A.Compose([])
+    for case, changes in ((annotated, True), (lesion_only, False)):
+        sample = SegmentationDataset([case], identity, background_swap=1.0)[0]
+        plain = SegmentationDataset([case], identity, background_swap=0.0)[0]
+        assert torch.equal(sample["targets"], plain["targets"])
+        assert torch.equal(sample["valid"], plain["valid"])
+        assert torch.equal(sample["image"], plain["image"]) is not changes
+    with pytest.raises(ValueError, match="background_swap"):
+        AugmentSettings(background_swap=1.5)
 
 
 def test_augmentation_differs_across_epochs_and_samples_but_repeats_per_seed(tiny_dataset):

@@ -46,6 +46,7 @@ def settings_from_config(cfg: DictConfig) -> TrainSettings:
             rotate_deg=cfg.augment.rotate_deg,
             colour=cfg.augment.colour,
             noise_blur=cfg.augment.noise_blur,
+            background_swap=cfg.augment.get("background_swap", 0.0),
         ),
         batch_size=trainer.batch_size,
         samples_per_epoch=trainer.samples_per_epoch,

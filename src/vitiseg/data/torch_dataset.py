@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from vitiseg.data.augment import swap_background
 from vitiseg.data.dataset_format import Case
 from vitiseg.data.resize import resize_long_side
 from vitiseg.data.splits import deterministic_rng
@@ -113,9 +114,11 @@ class SegmentationDataset(Dataset):
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
         seed: int = 0,
+        background_swap: float = 0.0,
     ) -> None:
         self.cases = list(cases)
         self.transform = transform
+        self.background_swap = background_swap
         self.mean, self.std = tuple(mean), tuple(std)
         self.seed = seed
         self.epoch = 0
@@ -132,6 +135,11 @@ class SegmentationDataset(Dataset):
         masks = [*loaded.targets, *loaded.valid]
         if self.transform is not None:
             rng = deterministic_rng(self.seed, self.epoch, index)
+            # Only where skin is annotated everywhere is "not skin" known to be backdrop.
+            # (No draw when off, so existing runs keep their random streams.)
+            swap = self.background_swap and loaded.valid[0].all()
+            if swap and rng.random() < self.background_swap:
+                image = swap_background(image, loaded.targets[0], rng)
             self.transform.set_random_state(rng, random.Random(int(rng.integers(2**63))))
             out = self.transform(image=image, masks=masks)
             image, masks = out["image"], out["masks"]

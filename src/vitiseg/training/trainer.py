@@ -267,6 +267,7 @@ def train(settings: TrainSettings, specs: list[DatasetSpec], output_dir: Path) -
         mean=preprocessing.mean,
         std=preprocessing.std,
         seed=settings.seed,
+        background_swap=settings.augment.background_swap,
     )
 
     model = build_model(settings.arch, **settings.model_kwargs)
