@@ -10,6 +10,11 @@ the mean over all validation cases.
         --base-split RUN/split.json --out FOLDS       # FOLDS/fold-0.json ...
     vitiseg-train ... data.split_file=FOLDS/fold-0.json output=RUNS/fold-0   # per fold
     python scripts/cross_validate.py summary RUNS/fold-0 RUNS/fold-1 ... [--dataset vitiligo-web]
+    python scripts/cross_validate.py evaluate RUNS/fold-0 ... --dataset DATA/vitiligo-web \
+        [--out CV.json]   # every fold's last-epoch model on its own val photos, pooled
+
+``evaluate`` pools the per-photo scores of all folds and gives the mean lesion Dice over all
+patients with a 95 % patient-bootstrap interval.
 
 ``--base-split`` keeps the other datasets' splits (for example skin-photos) as they were in
 an earlier run, so only the named dataset's patients rotate.
@@ -25,6 +30,12 @@ from pathlib import Path
 
 from vitiseg.data.dataset_format import load_dataset
 from vitiseg.data.splits import load_split, patient_folds, save_split
+from vitiseg.evaluation.evaluate import evaluate_cases, markdown_table, summarise
+from vitiseg.inference.predictor import Predictor, TorchBackend
+from vitiseg.io.atomic import write_json_atomic
+from vitiseg.models.metadata import load_metadata
+from vitiseg.models.unet import build_model
+from vitiseg.training.trainer import checkpoint_weights
 
 
 def write_folds(dataset: Path, k: int, seed: int, base_split: Path | None, out: Path) -> None:
@@ -58,6 +69,26 @@ def summary(runs: list[Path], dataset: str) -> None:
     print(f"| {label} | {total} | {last_mean:.3f} | {best_mean:.3f} |")
 
 
+def last_epoch_predictor(run: Path) -> Predictor:
+    """The run's last-epoch network (not its best-on-validation export) as a Predictor."""
+    metadata = load_metadata(run / "model")
+    model = build_model(metadata.arch, **metadata.model_kwargs)
+    model.load_state_dict(checkpoint_weights(run / "checkpoints" / "last.pt"))
+    return Predictor(TorchBackend(model.eval()), metadata)
+
+
+def evaluate(runs: list[Path], dataset: Path, out: Path | None) -> None:
+    cases = {c.case_id: c for c in load_dataset(dataset)}
+    results = []
+    for run in runs:
+        val_ids = load_split(run / "split.json")[dataset.name]["val"]
+        results += evaluate_cases(last_epoch_predictor(run), [cases[i] for i in val_ids])
+    pooled = summarise(results)
+    print(markdown_table(pooled), end="")
+    if out:
+        write_json_atomic(out, {"runs": [str(r) for r in runs], **pooled})
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -70,11 +101,17 @@ def main() -> int:
     runs = commands.add_parser("summary")
     runs.add_argument("runs", type=Path, nargs="+")
     runs.add_argument("--dataset", default="vitiligo-web", help="the lesion dataset's folder name")
+    pooled = commands.add_parser("evaluate")
+    pooled.add_argument("runs", type=Path, nargs="+")
+    pooled.add_argument("--dataset", type=Path, required=True)
+    pooled.add_argument("--out", type=Path)
     args = parser.parse_args()
     if args.command == "folds":
         write_folds(args.dataset, args.k, args.seed, args.base_split, args.out)
-    else:
+    elif args.command == "summary":
         summary(args.runs, args.dataset)
+    else:
+        evaluate(args.runs, args.dataset, args.out)
     return 0
 
 

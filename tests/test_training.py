@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -19,9 +20,10 @@ from vitiseg.data.augment import AugmentSettings, swap_background, training_tran
 from vitiseg.data.dataset_format import load_dataset
 from vitiseg.data.splits import load_split, patient_folds, patients_overlap, split_by_patient
 from vitiseg.data.torch_dataset import SegmentationDataset, load_case, targets_from_masks
+from vitiseg.models.model_folder import load_model_folder
 from vitiseg.training.loss import masked_bce_dice
 from vitiseg.training.settings import DatasetSpec, TrainSettings
-from vitiseg.training.trainer import train
+from vitiseg.training.trainer import checkpoint_weights, train
 
 
 # ---------------------------------------------------------------- loss
@@ -261,7 +263,6 @@ def test_a_split_file_naming_unknown_cases_is_refused(tmp_path):
 
 
 def test_exported_model_is_the_weight_average_and_resume_keeps_it(tmp_path):
-    from vitiseg.models.model_folder import load_model_folder
 
     dataset = make_tiny_dataset(tmp_path / "d")
     out = tmp_path / "run"
@@ -281,6 +282,53 @@ def test_exported_model_is_the_weight_average_and_resume_keeps_it(tmp_path):
     train(_settings(max_epochs=2, ema_decay=0.5), [DatasetSpec(dataset)], out)
     resumed = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
     assert int(resumed["ema"]["n_averaged"]) == int(checkpoint["ema"]["n_averaged"]) + 2
+
+
+def test_checkpoint_weights_are_the_validated_average(tmp_path):
+    dataset = make_tiny_dataset(tmp_path / "d")
+    out = tmp_path / "run"
+    # One epoch: the exported model is that epoch's, so both must hold the same weights.
+    train(_settings(max_epochs=1, ema_decay=0.5), [DatasetSpec(dataset)], out)
+    weights = checkpoint_weights(out / "checkpoints" / "last.pt")
+    exported, _ = load_model_folder(out / "model")
+    assert set(weights) == set(exported.state_dict())
+    for key, value in exported.state_dict().items():
+        assert torch.allclose(value.float(), weights[key].float().half().float()), key
+
+
+def test_cross_validation_script_pools_every_folds_last_epoch(tmp_path):
+    dataset = make_tiny_dataset(tmp_path / "d", n_cases=8)  # 4 patients
+    script = Path(__file__).parents[1] / "scripts" / "cross_validate.py"
+    folds = tmp_path / "folds"
+    subprocess.run(
+        [sys.executable, str(script), "folds", "--dataset", str(dataset), "--k", "2"]
+        + ["--out", str(folds)],
+        check=True,
+        capture_output=True,
+    )
+    runs = [tmp_path / f"fold-{i}" for i in range(2)]
+    for index, run in enumerate(runs):
+        settings = _settings(max_epochs=2, split_file=folds / f"fold-{index}.json")
+        train(settings, [DatasetSpec(dataset)], run)
+    pooled_file = tmp_path / "cv.json"
+    done = subprocess.run(
+        [sys.executable, str(script), "evaluate", *map(str, runs), "--dataset", str(dataset)]
+        + ["--out", str(pooled_file)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    pooled = json.loads(pooled_file.read_text())
+    assert sorted(c["case_id"] for c in pooled["cases"]) == [f"case{i:02d}" for i in range(8)]
+    assert pooled["mean"]["n_patients"] == 4
+    assert "ci95_by_patient" in pooled["mean"]
+    done = subprocess.run(
+        [sys.executable, str(script), "summary", *map(str, runs), "--dataset", "d"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "all (2 folds, case-weighted) | 8 |" in done.stdout
 
 
 def test_training_command_end_to_end(tmp_path):
@@ -310,8 +358,6 @@ def test_training_command_end_to_end(tmp_path):
         capture_output=True,
         cwd=tmp_path,
     )
-    import json
-
     summary = json.loads((evaluation / "summary.json").read_text())
     assert len(summary["cases"]) == 6
     assert set(summary["mean"]) >= {"lesion", "skin"}

@@ -187,6 +187,19 @@ def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     os.replace(temporary, path)
 
 
+def checkpoint_weights(path: Path) -> dict[str, torch.Tensor]:
+    """The weights a checkpoint's epoch was validated with: the moving average when on.
+
+    Lets a run be judged at its last epoch rather than at the epoch its validation split
+    chose (for example in cross-validation).
+    """
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if "ema" in payload:
+        prefix = "module."  # torch.optim.swa_utils.AveragedModel wraps the network
+        return {k[len(prefix) :]: v for k, v in payload["ema"].items() if k.startswith(prefix)}
+    return {k.removeprefix("module."): v for k, v in payload["model"].items()}
+
+
 def _write_metrics_csv(path: Path, history: list[dict[str, Any]]) -> None:
     keys: list[str] = []
     for row in history:
