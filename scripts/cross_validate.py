@@ -48,25 +48,50 @@ def write_folds(dataset: Path, k: int, seed: int, base_split: Path | None, out: 
         print(f"fold-{index}: {len(fold['val'])} val cases of {len(patients)} patients")
 
 
-def last_validation(run: Path, dataset: str) -> tuple[float, float, int]:
-    """(last-epoch val lesion Dice, best val lesion Dice, val cases of ``dataset``)."""
+def validation_curve(run: Path) -> list[float]:
+    """Val lesion Dice per epoch (NaN where a run did not validate)."""
     with open(run / "metrics.csv", newline="") as stream:
-        values = [float(row["select_metric"]) for row in csv.DictReader(stream)]
-    finite = [v for v in values if not math.isnan(v)]
-    return finite[-1], max(finite), len(load_split(run / "split.json")[dataset]["val"])
+        return [float(row["select_metric"]) for row in csv.DictReader(stream)]
+
+
+def epochs_chosen_on_other_folds(curves: list[list[float]]) -> list[int]:
+    """Per fold, the epoch index where the OTHER folds' mean validation curve peaks.
+
+    Early stopping chosen this way never looks at the fold it is scored on (nested
+    selection); curves are cut to the shortest run.
+    """
+    length = min(len(curve) for curve in curves)
+    chosen = []
+    for index in range(len(curves)):
+        others = [curve[:length] for j, curve in enumerate(curves) if j != index]
+        mean = [math.fsum(values) / len(values) for values in zip(*others, strict=True)]
+        scores = [-math.inf if math.isnan(value) else value for value in mean]
+        chosen.append(max(range(length), key=scores.__getitem__))
+    return chosen
 
 
 def summary(runs: list[Path], dataset: str) -> None:
-    rows = [(run.name, *last_validation(run, dataset)) for run in runs]
-    total = sum(n for *_, n in rows)
-    print("| fold | val cases | last epoch | best epoch |\n|---|---|---|---|")
-    for name, last, best, n in rows:
-        print(f"| {name} | {n} | {last:.3f} | {best:.3f} |")
-    # Case-weighted, so the figure is the mean Dice over every validated case.
-    last_mean = sum(last * n for _, last, _, n in rows) / total
-    best_mean = sum(best * n for _, _, best, n in rows) / total
+    curves = [validation_curve(run) for run in runs]
+    chosen = epochs_chosen_on_other_folds(curves)
+    rows = []
+    for run, curve, epoch in zip(runs, curves, chosen, strict=True):
+        finite = [v for v in curve if not math.isnan(v)]
+        n_val = len(load_split(run / "split.json")[dataset]["val"])
+        rows.append((run.name, n_val, finite[-1], curve[epoch], epoch + 1, max(finite)))
+    print(
+        "| fold | val cases | last epoch | epoch chosen on the other folds | "
+        "best epoch (chosen on itself) |\n|---|---|---|---|---|"
+    )
+    for name, n, last, nested, epoch, best in rows:
+        print(f"| {name} | {n} | {last:.3f} | {nested:.3f} (epoch {epoch}) | {best:.3f} |")
+    # Case-weighted, so each figure is the mean Dice over every validated case.
+    total = sum(row[1] for row in rows)
+
+    def pooled(column: int) -> float:
+        return sum(row[1] * row[column] for row in rows) / total
+
     label = f"all ({len(rows)} folds, case-weighted)"
-    print(f"| {label} | {total} | {last_mean:.3f} | {best_mean:.3f} |")
+    print(f"| {label} | {total} | {pooled(2):.3f} | {pooled(3):.3f} | {pooled(5):.3f} |")
 
 
 def last_epoch_predictor(run: Path) -> Predictor:

@@ -331,6 +331,18 @@ def test_cross_validation_script_pools_every_folds_last_epoch(tmp_path):
     assert "all (2 folds, case-weighted) | 8 |" in done.stdout
 
 
+def test_nested_early_stopping_never_looks_at_the_scored_fold():
+    import importlib.util
+
+    path = Path(__file__).parents[1] / "scripts" / "cross_validate.py"
+    spec = importlib.util.spec_from_file_location("cross_validate", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    # Fold 0 peaks at epoch 0 but the others at epoch 1; the longer curve is cut to 2.
+    curves = [[0.9, 0.1], [0.1, 0.9, 0.95], [0.1, 0.9]]
+    assert module.epochs_chosen_on_other_folds(curves) == [1, 0, 0]
+
+
 def test_training_command_end_to_end(tmp_path):
     dataset = make_tiny_dataset(tmp_path / "d")
     out = tmp_path / "run"
