@@ -43,7 +43,8 @@ def write_folds(dataset: Path, k: int, seed: int, base_split: Path | None, out: 
     base = load_split(base_split) if base_split else {}
     out.mkdir(parents=True, exist_ok=True)
     for index, fold in enumerate(patient_folds(cases, k, seed)):
-        patients = {c.patient_id for c in cases if c.case_id in set(fold["val"])}
+        validated = set(fold["val"])
+        patients = {c.patient_id for c in cases if c.case_id in validated}
         save_split(out / f"fold-{index}.json", {**base, dataset.name: fold})
         print(f"fold-{index}: {len(fold['val'])} val cases of {len(patients)} patients")
 

@@ -13,6 +13,12 @@ from vitiseg.data.dataset_format import Case
 from vitiseg.io.atomic import write_json_atomic
 
 
+def _ranker(seed: int):
+    """Sort key ordering patients by a seeded hash: adding a patient does not reshuffle
+    the others."""
+    return lambda patient: hashlib.sha256(f"{seed}:{patient}".encode()).hexdigest()
+
+
 def split_by_patient(
     cases: Sequence[Case], val_fraction: float, seed: int
 ) -> dict[str, list[str]]:
@@ -28,13 +34,7 @@ def split_by_patient(
     for case in cases:
         if case.split in ("train", "val", "test"):
             fixed[case.patient_id] = case.split
-    free_patients = sorted({c.patient_id for c in cases} - set(fixed))
-
-    # Order patients by a seeded hash so adding a patient does not reshuffle the others.
-    def rank(patient: str) -> str:
-        return hashlib.sha256(f"{seed}:{patient}".encode()).hexdigest()
-
-    free_patients.sort(key=rank)
+    free_patients = sorted({c.patient_id for c in cases} - set(fixed), key=_ranker(seed))
     n_val = int(round(len(free_patients) * val_fraction))
     if val_fraction > 0 and n_val == 0 and len(free_patients) > 1:
         n_val = 1
@@ -53,10 +53,9 @@ def patient_folds(cases: Sequence[Case], k: int, seed: int) -> list[dict[str, li
     Patients are dealt round-robin in seeded-hash order, so fold sizes differ by at most
     one patient. Returns k ``{"train": [...], "val": [...], "test": []}`` case-id splits.
     """
-    patients = sorted({c.patient_id for c in cases})
+    patients = sorted({c.patient_id for c in cases}, key=_ranker(seed))
     if not 2 <= k <= len(patients):
         raise ValueError(f"k must lie in [2, {len(patients)}] (number of patients), got {k}")
-    patients.sort(key=lambda patient: hashlib.sha256(f"{seed}:{patient}".encode()).hexdigest())
     fold_of = {patient: index % k for index, patient in enumerate(patients)}
     return [
         {
