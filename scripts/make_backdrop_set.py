@@ -20,17 +20,11 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from vitiseg.data.augment import swap_background
 from vitiseg.data.dataset_format import load_dataset, write_cases_csv
 from vitiseg.data.splits import deterministic_rng, load_split
 from vitiseg.io.atomic import write_png_atomic
 from vitiseg.io.images import read_mask, read_rgb
-
-
-def as_png(mask: np.ndarray) -> np.ndarray:
-    return mask.astype(np.uint8) * 255
 
 
 def main() -> int:
@@ -53,10 +47,10 @@ def main() -> int:
             read_rgb(case.image_path), skin, deterministic_rng(args.seed, case.case_id)
         )
         write_png_atomic(args.out / "images" / f"{case.case_id}.png", image)
-        write_png_atomic(args.out / "masks" / "skin" / f"{case.case_id}.png", as_png(skin))
+        write_png_atomic(args.out / "masks" / "skin" / f"{case.case_id}.png", skin)
         if case.lesion_mask_path:
             lesion = read_mask(case.lesion_mask_path)
-            write_png_atomic(args.out / "masks" / "lesion" / f"{case.case_id}.png", as_png(lesion))
+            write_png_atomic(args.out / "masks" / "lesion" / f"{case.case_id}.png", lesion)
         rows.append({"case_id": case.case_id, "patient_id": case.patient_id, "split": "test"})
     write_cases_csv(args.out / "cases.csv", rows)
     print(f"{len(rows)} photos written to {args.out}")

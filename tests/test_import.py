@@ -22,6 +22,7 @@ from vitiseg.data.importers import (
     yolo_patient_id,
 )
 from vitiseg.data.verify import verify_dataset
+from vitiseg.io.atomic import write_png_atomic
 from vitiseg.io.images import read_mask_raw
 
 HEIGHT, WIDTH = 10, 20
@@ -76,6 +77,15 @@ def yolo_export(tmp_path: Path) -> Path:
     (root / "valid" / "labels" / "abc_jpg.rf.9f8e.txt").write_text(_label_line(0, RECTANGLE))
     _save(root / "train" / "images" / "lonely.png", _photo(2))
     return root
+
+
+def test_a_bool_mask_is_written_as_0_and_255(tmp_path: Path) -> None:
+    mask = np.zeros((5, 7), bool)
+    mask[1:3, 2:6] = True
+    write_png_atomic(tmp_path / "m.png", mask)
+    written = read_mask_raw(tmp_path / "m.png")
+    assert written.dtype == np.uint8
+    assert np.array_equal(written, np.where(mask, 255, 0))
 
 
 def test_yolo_polygon_pixels_are_exact(yolo_export: Path, tmp_path: Path) -> None:

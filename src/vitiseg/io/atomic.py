@@ -47,7 +47,11 @@ def write_json_atomic(path: str | Path, payload: Any) -> None:
 
 
 def write_png_atomic(path: str | Path, image: np.ndarray) -> None:
-    """Write a lossless PNG. ``image``: (H, W) or (H, W, 3) uint8, RGB order."""
+    """Write a lossless PNG. ``image``: (H, W) or (H, W, 3) uint8, RGB order, or an
+    (H, W) bool mask, written as 0/255 like every mask in the dataset format."""
+    if image.dtype == bool:
+        # OpenCV would silently write a bool mask as 0/1.
+        image = np.where(image, np.uint8(255), np.uint8(0))
     if image.ndim == 3:
         image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
     ok, encoded = cv2.imencode(".png", image)

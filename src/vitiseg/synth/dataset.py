@@ -144,8 +144,8 @@ def generate_dataset(
         case_id = case.truth.case_id
         write_bytes_atomic(root / "images" / f"{case_id}.jpg", case.jpeg)
         lesion = case.extent if lesion_label == "outline" else case.lesion
-        write_png_atomic(root / "masks" / "lesion" / f"{case_id}.png", _to_u8(lesion))
-        write_png_atomic(root / "masks" / "skin" / f"{case_id}.png", _to_u8(case.skin))
+        write_png_atomic(root / "masks" / "lesion" / f"{case_id}.png", lesion)
+        write_png_atomic(root / "masks" / "skin" / f"{case_id}.png", case.skin)
         rows.append(case.truth.csv_row())
         truth[case_id] = case.truth.to_json()
         n_patches += len(case.truth.patches)
@@ -164,7 +164,3 @@ def generate_dataset(
     seconds = time.perf_counter() - started
     log.info("%s: %d %s cases, %d patches in %.1f s", root, n, mode, n_patches, seconds)
     return SynthSummary(root=root, n_cases=n, n_patches=n_patches, seconds=seconds)
-
-
-def _to_u8(mask: np.ndarray) -> np.ndarray:
-    return np.where(mask, np.uint8(255), np.uint8(0))
