@@ -254,6 +254,22 @@ def test_fine_tuning_reuses_the_starting_runs_split_whatever_its_seed(tmp_path):
     assert (tuned / "split.json").read_text() == (first / "split.json").read_text()
 
 
+def test_split_written_before_training_is_the_one_training_draws(tmp_path):
+    dataset = make_tiny_dataset(tmp_path / "d")
+    script = Path(__file__).parents[1] / "scripts" / "make_split.py"
+    made = tmp_path / "split.json"
+    subprocess.run(
+        [sys.executable, str(script), str(dataset), "--seed", "3", "--val-fraction", "0.3"]
+        + ["--out", str(made)],
+        check=True,
+        capture_output=True,
+    )
+    run = tmp_path / "run"
+    train(_settings(max_epochs=1, seed=3, val_fraction=0.3), [DatasetSpec(dataset)], run)
+    assert load_split(made) == load_split(run / "split.json")
+    assert load_split(made)["d"]["val"]
+
+
 def test_a_split_file_naming_unknown_cases_is_refused(tmp_path):
     dataset = make_tiny_dataset(tmp_path / "d")
     split_file = tmp_path / "split.json"
