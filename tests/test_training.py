@@ -435,3 +435,25 @@ def test_a_split_file_that_is_not_json_is_refused_with_its_name(tmp_path):
     split_file.write_text("{not json")
     with pytest.raises(ValueError, match="split.json: not a split.json"):
         load_split(split_file)
+
+
+def test_dataset_weights_keyed_by_an_unknown_folder_are_refused(tmp_path):
+    from omegaconf import OmegaConf
+
+    from vitiseg.cli.train import dataset_specs
+
+    real = make_tiny_dataset(tmp_path / "real")
+    painted = make_tiny_dataset(tmp_path / "painted-train", seed=1)
+    good = OmegaConf.create(
+        {
+            "dataset": [str(real), str(painted)],
+            "dataset_weights": {"real": 0.85, "painted-train": 0.15},
+        }
+    )
+    assert [spec.weight for spec in dataset_specs(good)] == [0.85, 0.15]
+    # "painted" is not a folder here: without the check it would train at weight 1.0.
+    typo = OmegaConf.create(
+        {"dataset": [str(real), str(painted)], "dataset_weights": {"real": 0.85, "painted": 0.15}}
+    )
+    with pytest.raises(ValueError, match=r"\['painted'\].*painted-train"):
+        dataset_specs(typo)

@@ -29,6 +29,14 @@ def dataset_specs(cfg: DictConfig) -> list[DatasetSpec]:
         else:
             weight = float(weights.get(path.name, 1.0))
         specs.append(DatasetSpec(path=path, weight=weight, name=path.name))
+    if OmegaConf.is_dict(weights):
+        # A misspelt folder name would silently give that set weight 1.0 and swamp the others.
+        unknown = sorted(set(weights) - {spec.label for spec in specs})
+        if unknown:
+            raise ValueError(
+                f"dataset_weights names {unknown}, not among the dataset folders "
+                f"{[spec.label for spec in specs]}; weights are keyed by folder name"
+            )
     return specs
 
 
