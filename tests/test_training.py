@@ -444,16 +444,16 @@ def test_dataset_weights_keyed_by_an_unknown_folder_are_refused(tmp_path):
 
     real = make_tiny_dataset(tmp_path / "real")
     painted = make_tiny_dataset(tmp_path / "painted-train", seed=1)
-    good = OmegaConf.create(
-        {
-            "dataset": [str(real), str(painted)],
-            "dataset_weights": {"real": 0.85, "painted-train": 0.15},
-        }
-    )
-    assert [spec.weight for spec in dataset_specs(good)] == [0.85, 0.15]
-    # "painted" is not a folder here: without the check it would train at weight 1.0.
-    typo = OmegaConf.create(
-        {"dataset": [str(real), str(painted)], "dataset_weights": {"real": 0.85, "painted": 0.15}}
-    )
-    with pytest.raises(ValueError, match=r"\['painted'\].*painted-train"):
-        dataset_specs(typo)
+
+    def specs(folders, weights):
+        cfg = {"dataset": [str(f) for f in folders], "dataset_weights": weights}
+        return dataset_specs(OmegaConf.create(cfg))
+
+    weights = {"real": 0.85, "painted-train": 0.15}
+    assert [spec.weight for spec in specs([real, painted], weights)] == [0.85, 0.15]
+    # An experiment may weight a set this run leaves out; one set alone needs no share.
+    assert [spec.weight for spec in specs([real], weights)] == [0.85]
+    assert [spec.weight for spec in specs([painted], {"real": 1.0})] == [1.0]
+    # "painted" names no folder: without the check painted-train would train at weight 1.0.
+    with pytest.raises(ValueError, match=r"\['painted-train'\].*\['painted'\]"):
+        specs([real, painted], {"real": 0.85, "painted": 0.15})

@@ -29,14 +29,17 @@ def dataset_specs(cfg: DictConfig) -> list[DatasetSpec]:
         else:
             weight = float(weights.get(path.name, 1.0))
         specs.append(DatasetSpec(path=path, weight=weight, name=path.name))
-    if OmegaConf.is_dict(weights):
-        # A misspelt folder name would silently give that set weight 1.0 and swamp the others.
-        unknown = sorted(set(weights) - {spec.label for spec in specs})
-        if unknown:
+    if OmegaConf.is_dict(weights) and weights and len(specs) > 1:  # shares need a mix
+        unweighted = [spec.label for spec in specs if spec.label not in weights]
+        unused = sorted(set(weights) - {spec.label for spec in specs})
+        # A misspelt folder name would silently train that set at weight 1.0.
+        if unweighted and unused:
             raise ValueError(
-                f"dataset_weights names {unknown}, not among the dataset folders "
-                f"{[spec.label for spec in specs]}; weights are keyed by folder name"
+                f"dataset folders {unweighted} have no entry in dataset_weights, which names "
+                f"{unused} instead; weights are keyed by folder name"
             )
+        if unweighted:
+            log.warning("dataset_weights gives %s no weight; using 1.0", unweighted)
     return specs
 
 
