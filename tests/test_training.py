@@ -457,3 +457,29 @@ def test_dataset_weights_keyed_by_an_unknown_folder_are_refused(tmp_path):
     # "painted" names no folder: without the check painted-train would train at weight 1.0.
     with pytest.raises(ValueError, match=r"\['painted-train'\].*\['painted'\]"):
         specs([real, painted], {"real": 0.85, "painted": 0.15})
+
+
+@pytest.mark.parametrize(
+    ("experiment", "folders"),
+    [
+        ("default_model_pretrain", ["painted-train-split"]),
+        ("default_model", ["vitiligo-web", "skin-photos"]),
+        ("default_model_refine", ["vitiligo-web", "skin-photos", "painted-train-split"]),
+    ],
+)
+def test_default_recipe_configs_weight_the_folders_their_commands_name(
+    tmp_path, experiment, folders
+):
+    from hydra import compose, initialize_config_dir
+
+    from vitiseg.cli.train import dataset_specs, settings_from_config
+    from vitiseg.paths import config_dir
+
+    paths = [make_tiny_dataset(tmp_path / name) for name in folders]
+    overrides = [f"experiment={experiment}", f"dataset=[{','.join(map(str, paths))}]"]
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=overrides + [f"output={tmp_path}"])
+    specs = dataset_specs(cfg)
+    if len(specs) > 1:  # every folder the recipe's command names has its own share
+        assert all(spec.label in cfg.dataset_weights for spec in specs)
+    assert settings_from_config(cfg).max_minutes is not None
