@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import subprocess
 import sys
@@ -23,7 +24,7 @@ from vitiseg.data.torch_dataset import SegmentationDataset, load_case, targets_f
 from vitiseg.models.model_folder import load_model_folder
 from vitiseg.training.loss import masked_bce_dice
 from vitiseg.training.settings import DatasetSpec, TrainSettings
-from vitiseg.training.trainer import checkpoint_weights, train
+from vitiseg.training.trainer import _stop_reason, checkpoint_weights, train
 
 
 # ---------------------------------------------------------------- loss
@@ -235,6 +236,30 @@ def test_resume_continues_from_the_last_epoch(tmp_path):
     )
 
 
+def test_time_budget_ends_the_run_and_resuming_a_finished_run_trains_no_more(tmp_path):
+    dataset = make_tiny_dataset(tmp_path / "d")
+    out = tmp_path / "run"
+    budget = _settings(max_epochs=5, max_minutes=1e-6)  # spent within the first epoch
+    assert train(budget, [DatasetSpec(dataset)], out).epochs_run == 1
+    finished = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
+    assert train(budget, [DatasetSpec(dataset)], out).epochs_run == 1
+    again = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
+    assert again["state"]["step"] == finished["state"]["step"]
+    assert [int(r["epoch"]) for r in _metrics_rows(out)] == [1]
+
+
+def test_stop_reasons_patience_and_time_budget():
+    fresh = {"stale": 0, "elapsed": 0.0}
+    assert _stop_reason(fresh, _settings(early_stop_patience=2), math.inf) is None
+    stale = {"stale": 2, "elapsed": 0.0}
+    assert "no improvement for 2 epochs" in _stop_reason(
+        stale, _settings(early_stop_patience=2), 60
+    )
+    assert _stop_reason(stale, _settings(early_stop_patience=0), 60) is None  # 0 = off
+    spent = {"stale": 0, "elapsed": 61.0}
+    assert "time budget of 1.0 min" in _stop_reason(spent, _settings(max_minutes=1.0), 60)
+
+
 def test_fine_tuning_reuses_the_starting_runs_split_whatever_its_seed(tmp_path):
     dataset = make_tiny_dataset(tmp_path / "d")
     first = tmp_path / "first"
@@ -417,6 +442,8 @@ def test_ddp_two_processes_on_cpu_with_gloo(tmp_path):
         "trainer.num_workers=0",
         f"dataset={dataset}",
         "debug=tiny",
+        # A time budget that does not bind: the ranks still agree on the schedule and the stop.
+        "trainer.max_minutes=60",
         f"output={out}",
     ]
     done = subprocess.run(

@@ -187,6 +187,17 @@ def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     os.replace(temporary, path)
 
 
+def _restore_checkpoint(path: Path, model, optimizer, scaler, ema) -> dict[str, Any]:
+    """Load ``last.pt`` into the training objects; returns the saved loop state."""
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(checkpoint["model"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    scaler.load_state_dict(checkpoint["scaler"])
+    if ema is not None and "ema" in checkpoint:
+        ema.load_state_dict(checkpoint["ema"])
+    return checkpoint["state"]
+
+
 def checkpoint_weights(path: Path) -> dict[str, torch.Tensor]:
     """The weights a checkpoint's epoch was validated with: the moving average when on.
 
@@ -218,6 +229,17 @@ def _flatten(prefix: str, tree: dict[str, Any], out: dict[str, Any]) -> None:
             _flatten(name, value, out)
         elif key in ("dice", "iou"):
             out[name] = value
+
+
+def _stop_reason(
+    state: dict[str, Any], settings: TrainSettings, budget_seconds: float
+) -> str | None:
+    """Why training should stop before the next epoch, or None to go on."""
+    if settings.early_stop_patience and state["stale"] >= settings.early_stop_patience:
+        return f"early stop: no improvement for {state['stale']} epochs"
+    if state["elapsed"] >= budget_seconds:
+        return f"time budget of {settings.max_minutes:.1f} min reached"
+    return None
 
 
 def _learning_rate(settings: TrainSettings, step: int, progress: float) -> float:
@@ -312,19 +334,19 @@ def train(settings: TrainSettings, specs: list[DatasetSpec], output_dir: Path) -
     state = {"epoch": 0, "step": 0, "elapsed": 0.0, "best": -math.inf, "stale": 0, "history": []}
     checkpoint_path = output_dir / "checkpoints" / "last.pt"
     if settings.resume and checkpoint_path.is_file():
-        checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scaler.load_state_dict(checkpoint["scaler"])
-        if ema is not None and "ema" in checkpoint:
-            ema.load_state_dict(checkpoint["ema"])
-        state.update(checkpoint["state"])
+        state.update(_restore_checkpoint(checkpoint_path, model, optimizer, scaler, ema))
         log.info("resumed from %s at epoch %d", checkpoint_path, state["epoch"])
 
     model_dir = output_dir / "model"
     started = time.monotonic() - state["elapsed"]
     network.train()
     while state["epoch"] < settings.max_epochs:
+        # Checked before an epoch, not after: a finished run that is resumed stops at once.
+        stop_reason = _stop_reason(state, settings, budget_seconds)
+        # Rank 0 decides for all: clocks differ, and a rank that stopped alone would hang.
+        if _broadcast_float(float(stop_reason is not None), device):
+            log.info("%s", stop_reason or "stopped by rank 0")
+            break
         epoch = state["epoch"]
         dataset.set_epoch(epoch)
         indices = _epoch_indices(train_cases, specs, settings, epoch)[rank::world]
@@ -347,8 +369,10 @@ def train(settings: TrainSettings, specs: list[DatasetSpec], output_dir: Path) -
         for batch_index, batch in enumerate(bar):
             if batch_index >= steps_per_epoch:
                 break
-            progress = max(
-                state["step"] / total_steps, (time.monotonic() - started) / budget_seconds
+            # Rank 0's clock for all ranks: learning rates that differ would drift the replicas.
+            progress = _broadcast_float(
+                max(state["step"] / total_steps, (time.monotonic() - started) / budget_seconds),
+                device,
             )
             for group in optimizer.param_groups:
                 group["lr"] = _learning_rate(settings, state["step"], progress)
@@ -420,12 +444,6 @@ def train(settings: TrainSettings, specs: list[DatasetSpec], output_dir: Path) -
                 state["best"],
                 state["elapsed"] / 60,
             )
-        if settings.early_stop_patience and state["stale"] >= settings.early_stop_patience:
-            log.info("early stop: no improvement for %d epochs", state["stale"])
-            break
-        if state["elapsed"] >= budget_seconds:
-            log.info("time budget of %.1f min reached", settings.max_minutes)
-            break
     if dist.is_initialized():
         dist.barrier()
     return TrainResult(model_dir, state["best"], state["epoch"], state["elapsed"] / 60)
