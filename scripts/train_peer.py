@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchmark import build_peer  # noqa: E402  (the same network the benchmark times)
@@ -37,7 +37,7 @@ from vitiseg.data.splits import load_split
 from vitiseg.data.torch_dataset import IMAGENET_MEAN, IMAGENET_STD, SegmentationDataset, load_case
 from vitiseg.training.loss import masked_bce_dice
 from vitiseg.training.settings import DatasetSpec, TrainSettings
-from vitiseg.training.trainer import _epoch_indices, _learning_rate, validate
+from vitiseg.training.trainer import _epoch_draws, _learning_rate, validate
 
 
 def parse_dataset(text: str) -> DatasetSpec:
@@ -90,11 +90,11 @@ def main() -> int:
     budget = args.minutes * 60
     started, epoch, step, best, rows = time.monotonic(), 0, 0, -math.inf, []
     while time.monotonic() - started < budget:
-        dataset.set_epoch(epoch)
-        indices = _epoch_indices(train_cases, args.dataset, settings, epoch)
-        loader = DataLoader(
-            Subset(dataset, indices.tolist()), batch_size=args.batch_size, drop_last=True
+        draws = _epoch_draws(
+            train_cases, args.dataset, settings.seed, epoch, settings.samples_per_epoch
         )
+        dataset.set_epoch(epoch, draws)
+        loader = DataLoader(dataset, batch_size=args.batch_size, drop_last=True)
         losses = []
         model.train()
         for batch in loader:

@@ -26,6 +26,25 @@ def test_any_input_size_gives_two_logit_maps_of_that_size(arch, kwargs, size):
     assert out.shape == (1, 2, *size)
 
 
+def test_a_local_torchvision_encoder_file_is_loaded_and_a_wrong_one_refused(tmp_path):
+    from torchvision.models import resnet18
+
+    encoder = resnet18(weights=None).state_dict()
+    encoder_file = tmp_path / "resnet18.pth"
+    torch.save({k: v for k, v in encoder.items() if not k.startswith("fc.")}, encoder_file)
+    model = build_model("resnet_unet", encoder="resnet18", encoder_weights=encoder_file)
+    assert torch.equal(model.stem[0].weight, encoder["conv1.weight"])
+
+    renamed = tmp_path / "renamed.pth"
+    torch.save({f"encoder.{k}": v for k, v in encoder.items()}, renamed)
+    with pytest.raises(ValueError, match="renamed.pth: .* encoder weights missing"):
+        build_model("resnet_unet", encoder="resnet18", encoder_weights=renamed)
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(b"not a weights file")
+    with pytest.raises(ValueError, match="garbage.pth: not a loadable resnet18 weights file"):
+        build_model("resnet_unet", encoder="resnet18", encoder_weights=garbage)
+
+
 def test_unknown_architecture_is_refused():
     with pytest.raises(ValueError, match="unknown architecture"):
         build_model("transformer9000")
@@ -56,6 +75,22 @@ def test_model_folder_round_trip_gives_identical_outputs(tmp_path, monkeypatch):
     assert on_disk["output_names"] == ["skin", "lesion"]
     assert on_disk["preprocessing"]["mean"] == [0.485, 0.456, 0.406]
     assert not list((tmp_path / "m").glob("*.pt")), "weights must not be pickled"
+
+
+def test_a_broken_model_folder_is_refused_with_the_file_named(tmp_path):
+    model = build_model("compact_unet", width=4)
+    folder = tmp_path / "m"
+    save_model_folder(folder, model, ModelMetadata(arch="compact_unet", model_kwargs={"width": 4}))
+    metadata_json = (folder / "metadata.json").read_text()
+    (folder / "metadata.json").write_text(metadata_json.replace('"width": 4', '"width": 8'))
+    with pytest.raises(ValueError, match="weights.safetensors: weights do not fit"):
+        load_model_folder(folder)
+    (folder / "weights.safetensors").write_bytes(b"truncated")
+    with pytest.raises(ValueError, match="weights.safetensors: weights do not fit"):
+        load_model_folder(folder)
+    (folder / "metadata.json").write_text(metadata_json[:40])
+    with pytest.raises(ValueError, match="metadata.json: not a usable vitiseg metadata.json"):
+        load_model_folder(folder)
 
 
 def test_half_precision_weights_stay_close(tmp_path):

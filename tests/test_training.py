@@ -52,6 +52,14 @@ def test_loss_ignores_whatever_the_unannotated_targets_say():
     assert loss_a == pytest.approx(loss_b)
 
 
+def test_a_batch_without_any_annotation_back_propagates_zero_gradients():
+    logits = torch.randn(2, 2, 8, 8, requires_grad=True)
+    nothing_annotated = torch.zeros(2, 2, 8, 8)
+    loss, _ = masked_bce_dice(logits, nothing_annotated, nothing_annotated)
+    loss.backward()
+    assert float(loss.detach()) == 0 and torch.count_nonzero(logits.grad) == 0
+
+
 def test_perfect_prediction_has_lower_loss_than_inverted():
     targets = torch.zeros(1, 2, 16, 16)
     targets[:, :, 4:12, 4:12] = 1
@@ -172,6 +180,21 @@ def test_augmentation_differs_across_epochs_and_samples_but_repeats_per_seed(tin
     assert not torch.equal(first[0]["image"], first[1]["image"])
 
 
+def test_a_case_drawn_twice_in_an_epoch_is_augmented_twice_differently(tiny_dataset):
+    cases = [load_case(c, "tiny", 96) for c in load_dataset(tiny_dataset)]
+    augmented = SegmentationDataset(cases, training_transform(AugmentSettings(crop=48)))
+    augmented.set_epoch(0, [1, 1, 0])
+    assert len(augmented) == 3
+    assert not torch.equal(augmented[0]["image"], augmented[1]["image"])
+    # The draws name the cases: without augmentation draw k is case draws[k] itself.
+    plain = SegmentationDataset(cases, A.Compose([]))
+    photos = [plain[i]["image"] for i in range(len(cases))]
+    plain.set_epoch(0, [1, 1, 0])
+    assert [torch.equal(plain[k]["image"], photos[c]) for k, c in enumerate([1, 1, 0])] == [
+        True
+    ] * 3
+
+
 def test_augmentation_streams_differ_across_dataloader_workers(tiny_dataset):
     cases = [load_case(c, "tiny", 96) for c in load_dataset(tiny_dataset)]
     # Same photo at every index: any difference comes from the random stream.
@@ -248,6 +271,17 @@ def test_time_budget_ends_the_run_and_resuming_a_finished_run_trains_no_more(tmp
     assert [int(r["epoch"]) for r in _metrics_rows(out)] == [1]
 
 
+def test_an_epoch_smaller_than_a_batch_still_takes_its_step(tmp_path):
+    dataset = make_tiny_dataset(tmp_path / "d")
+    result = train(
+        _settings(samples_per_epoch=1, batch_size=2, max_epochs=1),
+        [DatasetSpec(dataset)],
+        tmp_path / "run",
+    )
+    checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
+    assert result.epochs_run == 1 and checkpoint["state"]["step"] == 1
+
+
 def test_stop_reasons_patience_and_time_budget():
     fresh = {"stale": 0, "elapsed": 0.0}
     assert _stop_reason(fresh, _settings(early_stop_patience=2), math.inf) is None
@@ -258,6 +292,34 @@ def test_stop_reasons_patience_and_time_budget():
     assert _stop_reason(stale, _settings(early_stop_patience=0), 60) is None  # 0 = off
     spent = {"stale": 0, "elapsed": 61.0}
     assert "time budget of 1.0 min" in _stop_reason(spent, _settings(max_minutes=1.0), 60)
+
+
+def test_datasets_sharing_a_folder_name_or_a_misspelt_select_dataset_are_refused(tmp_path):
+    first = make_tiny_dataset(tmp_path / "a" / "train")
+    second = make_tiny_dataset(tmp_path / "b" / "train", seed=3)
+    with pytest.raises(ValueError, match="share the folder name 'train'"):
+        train(_settings(), [DatasetSpec(first), DatasetSpec(second)], tmp_path / "run")
+    with pytest.raises(ValueError, match="select_dataset 'trian' names no dataset"):
+        train(_settings(select_dataset="trian"), [DatasetSpec(first)], tmp_path / "run")
+
+
+def test_the_model_folder_does_not_point_at_the_encoder_file_it_started_from(tmp_path):
+    from torchvision.models import resnet18
+
+    encoder_file = tmp_path / "resnet18.pth"
+    torch.save(resnet18(weights=None).state_dict(), encoder_file)
+    kwargs = {"encoder": "resnet18", "decoder_channels": [8, 8, 8, 8, 8]}
+    settings = _settings(
+        arch="resnet_unet",
+        model_kwargs={**kwargs, "encoder_weights": str(encoder_file)},
+        max_epochs=1,
+    )
+    out = tmp_path / "run"
+    train(settings, [DatasetSpec(make_tiny_dataset(tmp_path / "d"))], out)
+    encoder_file.unlink()  # another machine: the folder must load without it
+    model, metadata = load_model_folder(out / "model")
+    assert metadata.model_kwargs["encoder_weights"] is None
+    assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 2, 32, 32)
 
 
 def test_fine_tuning_reuses_the_starting_runs_split_whatever_its_seed(tmp_path):
@@ -484,6 +546,9 @@ def test_dataset_weights_keyed_by_an_unknown_folder_are_refused(tmp_path):
     # "painted" names no folder: without the check painted-train would train at weight 1.0.
     with pytest.raises(ValueError, match=r"\['painted-train'\].*\['painted'\]"):
         specs([real, painted], {"real": 0.85, "painted": 0.15})
+    assert [spec.weight for spec in specs([real, painted], [0.7, 0.3])] == [0.7, 0.3]
+    with pytest.raises(ValueError, match="lists 1 weights for 2 dataset folders"):
+        specs([real, painted], [0.7])
 
 
 @pytest.mark.parametrize(

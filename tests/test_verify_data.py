@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from vitiseg.cli import verify_data
-from vitiseg.data.dataset_format import write_cases_csv
+from vitiseg.data.dataset_format import DatasetFormatError, load_dataset, write_cases_csv
 from vitiseg.data.verify import DEFAULT_REGIONS, Problem, verify_dataset
 
 HEIGHT, WIDTH = 10, 12
@@ -188,6 +188,17 @@ def test_duplicate_case_ids(dataset: Path) -> None:
     assert problem.path == dataset / "cases.csv"
     assert "duplicate case_id 'c1'" in problem.message
     assert "line 5" in problem.message
+
+
+def test_the_loader_reads_a_byte_order_mark_and_refuses_a_case_listed_twice(
+    dataset: Path,
+) -> None:
+    cases_csv = dataset / "cases.csv"
+    cases_csv.write_text("\ufeff" + cases_csv.read_text(encoding="utf-8"), encoding="utf-8")
+    assert [case.case_id for case in load_dataset(dataset)] == ["c0", "c1", "c2"]
+    write_cases_csv(cases_csv, [*_rows(), {"case_id": "c1", "patient_id": "p1"}])
+    with pytest.raises(DatasetFormatError, match="cases.csv: case c1 is listed twice"):
+        load_dataset(dataset)
 
 
 def test_lesion_outside_skin(dataset: Path) -> None:

@@ -19,6 +19,10 @@ def dataset_specs(cfg: DictConfig) -> list[DatasetSpec]:
     """``dataset`` (path or list) and ``dataset_weights`` (mapping or list) -> specs."""
     paths = cfg.dataset if OmegaConf.is_list(cfg.dataset) else [cfg.dataset]
     weights = cfg.get("dataset_weights") or {}
+    if OmegaConf.is_list(weights) and len(weights) != len(paths):
+        raise ValueError(
+            f"dataset_weights lists {len(weights)} weights for {len(paths)} dataset folders"
+        )
     specs = []
     for index, path in enumerate(paths):
         path = Path(str(path)).expanduser().resolve()

@@ -77,8 +77,9 @@ def swap_background(image: np.ndarray, skin: np.ndarray, rng: np.random.Generato
 
     The backdrop is a light, near-neutral colour (white to grey, slightly tinted) with a
     soft lighting gradient and sensor noise; its edge is feathered over a few pixels so the
-    model cannot find skin by a hard cut. Skin pixels are unchanged, and so are non-skin
-    holes enclosed by skin (a navel, a piercing): a white blob inside skin labelled "not
+    model cannot find skin by a hard cut. Skin pixels more than 2 px inside the skin edge
+    are unchanged (the feathering blends the edge rows), and so are non-skin holes enclosed
+    by skin (a navel, a piercing): a white blob inside skin labelled "not
     lesion" would teach the opposite of what the lesion output must learn.
     """
     height, width = skin.shape

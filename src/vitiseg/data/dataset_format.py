@@ -66,7 +66,8 @@ def read_cases_csv(path: Path) -> list[dict[str, str]]:
     """Rows of ``cases.csv`` as dicts of stripped strings."""
     if not path.is_file():
         raise DatasetFormatError(f"{path}: cases.csv is missing")
-    with open(path, newline="", encoding="utf-8") as stream:
+    # utf-8-sig: spreadsheet programs start "CSV UTF-8" files with a byte-order mark.
+    with open(path, newline="", encoding="utf-8-sig") as stream:
         reader = csv.DictReader(stream)
         missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
@@ -91,10 +92,15 @@ def load_dataset(root: str | Path) -> list[Case]:
     root = Path(root)
     images = find_images(root / "images")
     cases: list[Case] = []
+    seen: set[str] = set()
     for row in read_cases_csv(root / "cases.csv"):
         case_id = row["case_id"]
         if case_id not in images:
             continue
+        if case_id in seen:
+            # Two rows could give one photo two patients, and so put it in train and val.
+            raise DatasetFormatError(f"{root / 'cases.csv'}: case {case_id} is listed twice")
+        seen.add(case_id)
         masks = {kind: (root / "masks" / kind / f"{case_id}.png") for kind in MASK_KINDS}
         try:
             cases.append(

@@ -103,7 +103,9 @@ class SegmentationDataset(Dataset):
     """Augmented training samples: ``image`` (3, S, S), ``targets``/``valid`` (2, S, S).
 
     Random streams are derived from (seed, epoch, index): they differ across samples,
-    epochs and workers, and a run is repeatable.
+    epochs and workers, and a run is repeatable. A training epoch draws cases with
+    replacement (:meth:`set_epoch`); samples are then indexed by draw, so a case drawn
+    twice is augmented twice, differently.
     """
 
     def __init__(
@@ -122,15 +124,19 @@ class SegmentationDataset(Dataset):
         self.mean, self.std = tuple(mean), tuple(std)
         self.seed = seed
         self.epoch = 0
+        self.draws: list[int] | None = None
 
-    def set_epoch(self, epoch: int) -> None:
+    def set_epoch(self, epoch: int, draws: Sequence[int] | None = None) -> None:
+        """Start an epoch. ``draws``: the case index of each of its samples (repeats
+        allowed); None indexes the cases themselves."""
         self.epoch = epoch
+        self.draws = None if draws is None else [int(i) for i in draws]
 
     def __len__(self) -> int:
-        return len(self.cases)
+        return len(self.cases) if self.draws is None else len(self.draws)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        loaded = self.cases[index]
+        loaded = self.cases[index if self.draws is None else self.draws[index]]
         image = loaded.image
         masks = [*loaded.targets, *loaded.valid]
         if self.transform is not None:

@@ -97,4 +97,7 @@ def load_metadata(folder: str | Path) -> ModelMetadata:
     path = Path(folder) / METADATA_NAME
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no metadata.json; is {folder} a vitiseg model folder?")
-    return ModelMetadata.from_dict(json.loads(path.read_text()))
+    try:
+        return ModelMetadata.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, TypeError, KeyError) as error:  # JSONDecodeError is a ValueError
+        raise ValueError(f"{path}: not a usable vitiseg metadata.json ({error})") from error

@@ -11,6 +11,7 @@ import hashlib
 import tempfile
 from pathlib import Path
 
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -71,7 +72,10 @@ def load_model_folder(folder: str | Path, device: str = "cpu") -> tuple[nn.Modul
     if not weights.is_file():
         raise FileNotFoundError(f"{weights}: weights file missing")
     model = build_model(metadata.arch, **metadata.model_kwargs)
-    state = load_file(str(weights), device="cpu")
-    state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
-    model.load_state_dict(state)
+    try:
+        state = load_file(str(weights), device="cpu")
+        state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
+        model.load_state_dict(state)
+    except (OSError, RuntimeError, ValueError, SafetensorError) as error:
+        raise ValueError(f"{weights}: weights do not fit {metadata.model_id} ({error})") from error
     return model.to(device).eval(), metadata

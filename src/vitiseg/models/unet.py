@@ -10,6 +10,7 @@ network stride, then cropped back):
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import torch
@@ -97,6 +98,23 @@ class CompactUNet(_PadToStride):
 _RESNETS = {"resnet18": resnet18, "resnet34": resnet34}
 
 
+def _load_encoder_weights(backbone: nn.Module, path: Path, encoder: str) -> None:
+    """A local torchvision state_dict into the backbone; its classifier may be absent."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, pickle.UnpicklingError) as error:
+        raise ValueError(f"{path}: not a loadable {encoder} weights file ({error})") from error
+    state = {key.removeprefix("module."): value for key, value in state.items()}
+    missing, _ = backbone.load_state_dict(state, strict=False)
+    # A file of another layout would otherwise load nothing and train from random weights.
+    missing = [key for key in missing if not key.startswith("fc.")]
+    if missing:
+        raise ValueError(
+            f"{path}: {len(missing)} {encoder} encoder weights missing (for example "
+            f"{missing[:3]}); expected a torchvision {encoder} state_dict"
+        )
+
+
 class ResNetUNet(_PadToStride):
     """ResNet encoder (torchvision, random init) + U-Net decoder, output at full resolution."""
 
@@ -113,8 +131,7 @@ class ResNetUNet(_PadToStride):
             raise ValueError(f"unknown encoder {encoder!r}; choose from {sorted(_RESNETS)}")
         backbone = _RESNETS[encoder](weights=None)
         if encoder_weights:
-            state = torch.load(Path(encoder_weights), map_location="cpu", weights_only=True)
-            backbone.load_state_dict(state, strict=False)
+            _load_encoder_weights(backbone, Path(encoder_weights), encoder)
         if in_channels != 3:
             backbone.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
         self.stem = nn.Sequential(backbone.conv1, backbone.bn1, backbone.relu)  # /2, 64

@@ -26,12 +26,14 @@ def masked_bce_dice(
 
     Returns:
         The scalar loss and its parts per output (for logging). An output with no valid
-        pixel in the batch adds exactly zero (and no gradient).
+        pixel in the batch adds exactly zero (and no gradient). A batch with no valid
+        pixel at all (photos without masks) gives a zero loss that still back-propagates,
+        so the step and, under DDP, the gradient exchange go ahead.
     """
     logits = logits.float()
     bce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none") * valid
     probabilities = torch.sigmoid(logits) * valid
-    total = logits.new_zeros(())
+    total = logits.sum() * 0.0  # in the graph: zero gradients rather than none
     parts: dict[str, float] = {}
     for channel, weight in enumerate(output_weights):
         count = valid[:, channel].sum()

@@ -12,6 +12,7 @@ import io
 import logging
 import math
 import os
+import pickle
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -81,6 +82,22 @@ def _broadcast_float(value: float, device: torch.device) -> float:
 
 
 # ---------------------------------------------------------------- data
+def _selection_label(specs: list[DatasetSpec], select_dataset: str) -> str:
+    """The dataset whose validation picks the best model; labels must be unique."""
+    labels = [spec.label for spec in specs]
+    repeated = sorted({label for label in labels if labels.count(label) > 1})
+    if repeated:
+        paths = [str(spec.path) for spec in specs if spec.label in repeated]
+        raise ValueError(
+            f"datasets {paths} share the folder name {repeated[0]!r}; weights, splits and "
+            "metrics are keyed by folder name, so give each dataset its own"
+        )
+    if select_dataset and select_dataset not in labels:
+        # Otherwise no epoch ever improves and no model folder is written.
+        raise ValueError(f"select_dataset {select_dataset!r} names no dataset; one of {labels}")
+    return select_dataset or labels[0]
+
+
 def _load_split_cases(
     specs: list[DatasetSpec], settings: TrainSettings, output_dir: Path
 ) -> tuple[list[LoadedCase], dict[str, list[LoadedCase]], dict[str, dict[str, list[str]]]]:
@@ -88,6 +105,10 @@ def _load_split_cases(
     split_path = output_dir / "split.json"
     if not split_path.is_file():
         split_path = settings.split_file
+    elif settings.split_file and Path(settings.split_file).resolve() != split_path.resolve():
+        log.warning(
+            "%s exists: this run keeps its split; %s is not used", split_path, settings.split_file
+        )
     saved = load_split(split_path) if split_path else {}
     train: list[LoadedCase] = []
     val: dict[str, list[LoadedCase]] = {}
@@ -122,10 +143,10 @@ def _load_split_cases(
     return train, val, splits
 
 
-def _epoch_indices(
-    train: list[LoadedCase], specs: list[DatasetSpec], settings: TrainSettings, epoch: int
+def _epoch_draws(
+    train: list[LoadedCase], specs: list[DatasetSpec], seed: int, epoch: int, n_draws: int
 ) -> np.ndarray:
-    """Indices drawn with per-dataset shares, identical on every rank for a given epoch."""
+    """Case indices drawn with per-dataset shares, identical on every rank for an epoch."""
     counts = {spec.label: 0 for spec in specs}
     for item in train:
         counts[item.dataset] += 1
@@ -135,8 +156,8 @@ def _epoch_indices(
         [shares[item.dataset] / total / counts[item.dataset] for item in train]
     )
     probabilities /= probabilities.sum()
-    rng = deterministic_rng(settings.seed, "epoch", epoch)
-    return rng.choice(len(train), settings.samples_per_epoch, replace=True, p=probabilities)
+    rng = deterministic_rng(seed, "epoch", epoch)
+    return rng.choice(len(train), n_draws, replace=True, p=probabilities)
 
 
 # ---------------------------------------------------------------- validation
@@ -189,7 +210,12 @@ def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
 
 def _restore_checkpoint(path: Path, model, optimizer, scaler, ema) -> dict[str, Any]:
     """Load ``last.pt`` into the training objects; returns the saved loop state."""
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, pickle.UnpicklingError) as error:
+        raise ValueError(
+            f"{path}: unreadable checkpoint ({error}); delete it or set trainer.resume=false"
+        ) from error
     model.load_state_dict(checkpoint["model"])
     optimizer.load_state_dict(checkpoint["optimizer"])
     scaler.load_state_dict(checkpoint["scaler"])
@@ -290,7 +316,7 @@ def train(settings: TrainSettings, specs: list[DatasetSpec], output_dir: Path) -
         torch.set_num_threads(settings.threads)
     torch.manual_seed(settings.seed + rank)
     main_process = rank == 0
-    select_label = settings.select_dataset or specs[0].label
+    select_label = _selection_label(specs, settings.select_dataset)
 
     train_cases, val_cases, splits = _load_split_cases(specs, settings, output_dir)
     if main_process:
@@ -329,6 +355,8 @@ def train(settings: TrainSettings, specs: list[DatasetSpec], output_dir: Path) -
     evaluated = ema.module if ema is not None else model
 
     steps_per_epoch = max(1, settings.samples_per_epoch // (settings.batch_size * world))
+    # Each rank gets exactly its steps' worth of samples: none sits idle while others step.
+    samples_per_rank = steps_per_epoch * settings.batch_size
     total_steps = steps_per_epoch * settings.max_epochs
     budget_seconds = settings.max_minutes * 60 if settings.max_minutes else math.inf
     state = {"epoch": 0, "step": 0, "elapsed": 0.0, "best": -math.inf, "stale": 0, "history": []}
@@ -348,10 +376,12 @@ def train(settings: TrainSettings, specs: list[DatasetSpec], output_dir: Path) -
             log.info("%s", stop_reason or "stopped by rank 0")
             break
         epoch = state["epoch"]
-        dataset.set_epoch(epoch)
-        indices = _epoch_indices(train_cases, specs, settings, epoch)[rank::world]
+        # Every rank draws the same list and takes every world-th draw of it.
+        dataset.set_epoch(
+            epoch, _epoch_draws(train_cases, specs, settings.seed, epoch, samples_per_rank * world)
+        )
         loader = DataLoader(
-            Subset(dataset, indices.tolist()),
+            Subset(dataset, range(rank, len(dataset), world)),
             batch_size=settings.batch_size,
             shuffle=False,
             num_workers=settings.num_workers,
@@ -450,9 +480,14 @@ def train(settings: TrainSettings, specs: list[DatasetSpec], output_dir: Path) -
 
 
 def _export(model, settings, specs, preprocessing, results, row, model_dir) -> None:
+    # The folder's weights include the encoder: a path to the starting file would tie the
+    # folder to this machine.
+    model_kwargs = dict(settings.model_kwargs)
+    if model_kwargs.get("encoder_weights"):
+        model_kwargs["encoder_weights"] = None
     metadata = ModelMetadata(
         arch=settings.arch,
-        model_kwargs=dict(settings.model_kwargs),
+        model_kwargs=model_kwargs,
         preprocessing=preprocessing,
         training={
             "datasets": [
