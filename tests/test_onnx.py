@@ -128,9 +128,11 @@ def test_photo_smaller_than_a_tile_gets_the_torch_answer(model_dirs, backend):
 
 def test_backend_is_chosen_by_name_and_exports_once(tmp_path):
     folder = _save(tmp_path / "m", *MODELS["compact"])
-    assert isinstance(make_backend(folder, "torch"), TorchBackend)
+    assert make_backend(folder, "torch").name == "torch"
+    assert make_backend(folder, "torch-bf16").name == "torch-bf16"
     backend = make_backend(folder, "onnx", threads=1)
     assert isinstance(backend, OnnxBackend) and backend.path == folder / ONNX_NAME
+    assert backend.name == "onnx"
     assert backend.model_id == load_metadata(folder).model_id
     first_export = (folder / ONNX_NAME).stat().st_mtime_ns
     make_backend(folder, "onnx")
@@ -174,7 +176,9 @@ def test_int8_model_runs_and_stays_close(tmp_path):
     info = json.loads((folder / ONNX_INFO_NAME).read_text())
     assert info["int8"]["calibration_tiles"] == 4
     assert "synthetic" in info["int8"]["calibration_source"]
-    assert isinstance(make_backend(folder, "onnx-int8"), OnnxBackend)
+    int8_backend = make_backend(folder, "onnx-int8")
+    assert isinstance(int8_backend, OnnxBackend) and int8_backend.name == "onnx-int8"
+    assert OnnxBackend(path).name == "onnx-int8"  # named by its file when built directly
     batch = np.random.default_rng(5).standard_normal((2, 3, TILE, TILE)).astype(np.float32)
     got = OnnxBackend(path)(batch)
     expected = _torch_probabilities(folder, batch)

@@ -20,8 +20,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vitiseg.inference.predictor import Predictor
+from vitiseg.inference.onnx_backend import make_backend
+from vitiseg.inference.predictor import Predictor, backend_name
 from vitiseg.io.images import ImageReadError, read_rgb
+from vitiseg.models.metadata import load_metadata
 from vitiseg.quality import QualityConfig, assess_quality
 from vitiseg.scoring import (
     InputError,
@@ -35,7 +37,7 @@ from vitiseg.scoring import (
     run_score_job,
     select_shard,
 )
-from vitiseg.scoring.runner import output_lock
+from vitiseg.scoring.runner import output_lock, settings_fingerprint
 
 # Small overlays and thumbnails keep the tests fast; they change no score.
 FAST = ScoreSettings(overlay_long_side=256, thumbnail_long_side=64)
@@ -433,6 +435,45 @@ def test_shards_partition_the_photos_and_merge_equals_one_run(
     (shard_dirs[1] / "scores.json").unlink()  # as if that shard were still running
     with pytest.raises(MergeError, match="has not finished"):
         merge_shards(shard_dirs, tmp_path / "again")
+
+
+def test_another_backend_rescores_on_resume_and_its_shards_do_not_merge(
+    tmp_path, photos, tiny_model_dir
+):
+    metadata = load_metadata(tiny_model_dir)
+    fp32 = Predictor(make_backend(tiny_model_dir, "torch"), metadata)
+    bf16 = Predictor(make_backend(tiny_model_dir, "torch-bf16"), metadata)
+    shard_dirs = [tmp_path / "shard0", tmp_path / "shard1"]
+
+    def score_shard(index: int, predictor: Predictor):
+        job = ScoreJob(output=shard_dirs[index], input=photos, shard=(index, 2), progress=False)
+        return run_score_job(job, predictor, FAST)
+
+    score_shard(0, fp32)
+    score_shard(1, bf16)
+    recorded = [
+        json.loads((folder / "scores.json").read_text())["run"]["inference"]["backend"]
+        for folder in shard_dirs
+    ]
+    assert recorded == ["torch", "torch-bf16"]
+    with pytest.raises(MergeError, match="settings_id"):
+        merge_shards(shard_dirs, tmp_path / "mixed")
+
+    resumed = score_shard(1, fp32)  # the bf16 records must not be taken as fp32 ones
+    assert resumed.n_reused == 0 and len(resumed.records) > 0
+    assert len(merge_shards(shard_dirs, tmp_path / "merged").records) == 5
+
+
+def test_a_backend_without_a_name_is_named_by_its_class(tiny_model_dir):
+    class HalfEverywhere:
+        def __call__(self, batch: np.ndarray) -> np.ndarray:
+            return np.full((len(batch), 2, *batch.shape[2:]), 0.5, np.float32)
+
+    metadata = load_metadata(tiny_model_dir)
+    fake = Predictor(HalfEverywhere(), metadata)
+    assert backend_name(fake.backend) == "HalfEverywhere"
+    torch_predictor = Predictor(make_backend(tiny_model_dir, "torch"), metadata)
+    assert settings_fingerprint(fake, FAST) != settings_fingerprint(torch_predictor, FAST)
 
 
 # --- manifest, VASI sums, escaping -----------------------------------------------------------

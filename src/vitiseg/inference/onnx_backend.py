@@ -370,6 +370,8 @@ class OnnxBackend:
 
     Args:
         path: A ``model.onnx`` or ``model.int8.onnx`` written by this module.
+        name: Backend name recorded with the scores; None = ``onnx-int8`` for a
+            ``model.int8.onnx`` file, else ``onnx``.
         threads: Intra-op threads; 0 = ONNX Runtime's default (one per physical core).
         memory_arena: Keep freed activation memory for the next call (ONNX Runtime's
             default, fastest). False returns it to the system after each call: for a
@@ -377,12 +379,20 @@ class OnnxBackend:
             to 0.27 GB between calls.
     """
 
-    def __init__(self, path: str | Path, threads: int = 0, *, memory_arena: bool = True) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        threads: int = 0,
+        *,
+        memory_arena: bool = True,
+        name: str | None = None,
+    ) -> None:
         import onnxruntime as ort
 
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"{self.path}: ONNX file not found; run export_onnx first")
+        self.name = name or ("onnx-int8" if self.path.name == ONNX_INT8_NAME else "onnx")
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # One forward pass at a time; its ops are parallelised inside (intra-op).
@@ -520,4 +530,4 @@ def make_backend(
     if device != "cpu":
         raise ValueError(f"backend {name!r} runs on the CPU only; use backend torch for {device}")
     path = ensure_onnx(model_folder, tile, int8=name == "onnx-int8")
-    return OnnxBackend(path, threads)
+    return OnnxBackend(path, threads, name=name)

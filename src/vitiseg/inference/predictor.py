@@ -50,6 +50,8 @@ class TorchBackend:
         # bf16 autocast: weights stay fp32, convolutions run in bf16 (native on CPUs with
         # AVX512-BF16/AMX; elsewhere emulated and slower than fp32).
         self.bf16 = bf16
+        # Recorded with the scores: bf16 gives slightly different masks than fp32.
+        self.name = "torch-bf16" if bf16 else "torch"
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         torch = self.torch
@@ -60,6 +62,12 @@ class TorchBackend:
             tensor = torch.from_numpy(batch).to(self.device)
             tensor = tensor.contiguous(memory_format=torch.channels_last)
             return torch.sigmoid(self.model(tensor).float()).cpu().numpy()
+
+
+def backend_name(backend) -> str:
+    """The backend's ``name`` (``torch``, ``torch-bf16``, ``onnx``, ``onnx-int8``); wrappers
+    and test doubles without one are named by their class."""
+    return getattr(backend, "name", None) or type(backend).__name__
 
 
 class Predictor:

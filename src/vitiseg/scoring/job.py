@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from vitiseg.inference.predictor import Predictor
+from vitiseg.inference.predictor import Predictor, backend_name
 from vitiseg.scoring.inputs import discover_inputs, select_shard
 from vitiseg.scoring.outputs import SCORES_FORMAT, OutputPaths, write_outputs
 from vitiseg.scoring.records import PhotoRecord, load_record, record_path
@@ -105,6 +105,7 @@ def run_score_job(job: ScoreJob, predictor: Predictor, settings: ScoreSettings) 
             "settings_id": batch.settings_id,
             "peak_rss_mb": batch.peak_rss_mb,
             "inference": {
+                "backend": backend_name(predictor.backend),
                 "long_side": predictor.long_side,
                 "tile": predictor.tile,
                 "overlap": predictor.overlap,
