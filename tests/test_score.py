@@ -265,6 +265,21 @@ def test_exif_rotated_16_bit_grey_rgba_and_tiff_photos_are_scored_upright(tmp_pa
             assert set(np.unique(mask)) <= {0, 255}
 
 
+@pytest.mark.parametrize("mode, dtype", [("I;16B", ">u2"), ("I;16", "<u2")])
+def test_16_bit_grey_tiff_of_either_byte_order_keeps_its_brightness(tmp_path, mode, dtype):
+    # Values up to 30000 of 65535: stretching by the photo's own maximum would double them.
+    grey = np.linspace(0, 30000, 64 * 72).reshape(64, 72).astype(dtype)
+    path = tmp_path / "scan.tif"
+    Image.frombytes(mode, (72, 64), grey.tobytes()).save(path)
+    with Image.open(path) as stored:
+        assert stored.mode == mode
+    rgb = read_rgb(path)
+    expected = (grey.astype(np.uint16) >> 8).astype(np.uint8)
+    assert rgb.shape == (64, 72, 3)
+    for channel in range(3):
+        np.testing.assert_array_equal(rgb[..., channel], expected)
+
+
 def test_4000x3000_photo_is_scored_at_full_size(tmp_path, predictor):
     path = write_photo(tmp_path / "big" / "big.jpg", photo_array(3000, 4000))
     result = run_score_job(
