@@ -491,6 +491,40 @@ def test_a_backend_without_a_name_is_named_by_its_class(tiny_model_dir):
     assert settings_fingerprint(fake, FAST) != settings_fingerprint(torch_predictor, FAST)
 
 
+def test_a_rerun_killed_halfway_leaves_no_finished_marker_to_merge(
+    tmp_path, photos, predictor, monkeypatch
+):
+    out = tmp_path / "out"
+    job = ScoreJob(output=out, input=photos, progress=False)
+    run_score_job(job, predictor, FAST)
+
+    class Killed(BaseException):
+        """Stands in for kill -9: nothing after it runs."""
+
+    calls = []
+    original = predictor.predict
+
+    def dies_on_the_third_photo(rgb):
+        calls.append(1)
+        if len(calls) == 3:
+            raise Killed
+        return original(rgb)
+
+    monkeypatch.setattr(predictor, "predict", dies_on_the_third_photo)
+    trunk = ScoreSettings(overlay_long_side=256, thumbnail_long_side=64, default_region="trunk")
+    with pytest.raises(Killed):
+        run_score_job(job, predictor, trunk)  # other settings: every photo is scored again
+    # Two records now hold region trunk, three the earlier run's settings.
+    assert not (out / "scores.json").exists()
+    with pytest.raises(MergeError, match="has not finished"):
+        merge_shards([out], tmp_path / "merged")
+
+    monkeypatch.setattr(predictor, "predict", original)
+    run_score_job(job, predictor, trunk)
+    merged = merge_shards([out], tmp_path / "merged")
+    assert len(merged.records) == 5 and all(r.region == "trunk" for r in merged.records)
+
+
 # --- manifest, VASI sums, escaping -----------------------------------------------------------
 
 
