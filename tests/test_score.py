@@ -228,6 +228,25 @@ def test_missing_input_and_bad_shard_are_refused(tmp_path, tiny_model_dir, monke
     assert parse_shard("1/3") == (1, 3) and parse_shard(None) is None
 
 
+def test_region_on_the_command_line_is_normalised_like_the_manifests(
+    tmp_path, tiny_model_dir, monkeypatch
+):
+    photo = write_photo(tmp_path / "in" / "arm.jpg", photo_array(60, 80))
+    out = tmp_path / "out"
+    code = run_cli(
+        monkeypatch,
+        f"input={photo}",
+        f"output={out}",
+        f"checkpoint={tiny_model_dir}",
+        "region='Upper extremities'",
+        "overlay_long_side=64",
+        "thumbnail_long_side=32",
+    )
+    assert code == 0
+    assert row_value(out / "scores.csv", "status") == "ok"
+    assert row_value(out / "scores.csv", "region") == "upper_extremities"
+
+
 # --- formats ------------------------------------------------------------------------------
 
 
