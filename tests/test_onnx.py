@@ -14,10 +14,12 @@ import torch
 from vitiseg.data.resize import resize_long_side
 from vitiseg.inference.factory import predictor_from_config
 from vitiseg.inference.onnx_backend import (
+    EXPORT_LOCK_NAME,
     ONNX_INFO_NAME,
     ONNX_INT8_NAME,
     ONNX_NAME,
     OnnxBackend,
+    ensure_onnx,
     export_onnx,
     make_backend,
     quantize_onnx,
@@ -145,6 +147,19 @@ def test_backend_is_chosen_by_name_and_exports_once(tmp_path):
         make_backend(folder, "tensorrt")
     with pytest.raises(ValueError, match="CPU only"):
         make_backend(folder, "onnx", device="cuda")
+
+
+def test_ensure_onnx_exports_once_under_its_lock_and_keeps_the_int8_file(tmp_path):
+    folder = _save(tmp_path / "m", *MODELS["compact"])
+    path = ensure_onnx(folder)
+    assert path == folder / ONNX_NAME and (folder / EXPORT_LOCK_NAME).is_file()
+    exported = path.stat().st_mtime_ns
+    assert ensure_onnx(folder) == path and path.stat().st_mtime_ns == exported
+    int8_path = ensure_onnx(folder, int8=True)  # the lock file left behind blocks nothing
+    assert int8_path == folder / ONNX_INT8_NAME and path.stat().st_mtime_ns == exported
+    # A later fp32 request must not export again, which would delete the int8 file.
+    assert ensure_onnx(folder) == path and int8_path.is_file()
+    assert ensure_onnx(folder, int8=True) == int8_path
 
 
 def test_new_weights_make_the_old_export_stale(tmp_path):
