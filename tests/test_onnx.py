@@ -128,6 +128,23 @@ def test_photo_smaller_than_a_tile_gets_the_torch_answer(model_dirs, backend):
     np.testing.assert_allclose(by_onnx.skin, by_torch.skin, atol=tolerance)
 
 
+def test_torch_pads_a_small_photo_to_the_models_own_stride_like_onnx(model_dirs):
+    folder = model_dirs["compact"]  # stride 16, not the ResNet's 32
+    metadata = load_metadata(folder)
+    torch_backend = make_backend(folder, "torch")
+    assert torch_backend.any_size_stride == make_backend(folder, "onnx").any_size_stride == 16
+    network_inputs = []
+    torch_backend.model.register_forward_pre_hook(
+        lambda _, args: network_inputs.append(tuple(args[0].shape))
+    )
+    rgb = np.random.default_rng(7).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    by_torch = Predictor(torch_backend, metadata).predict(rgb)
+    assert network_inputs == [(1, 3, 48, 64)]  # 37x53 padded to 16s, not to 64x64
+    by_onnx = Predictor(make_backend(folder, "onnx", threads=1), metadata).predict(rgb)
+    np.testing.assert_allclose(by_onnx.lesion, by_torch.lesion, atol=1e-4)
+    np.testing.assert_allclose(by_onnx.skin, by_torch.skin, atol=1e-4)
+
+
 def test_backend_is_chosen_by_name_and_exports_once(tmp_path):
     folder = _save(tmp_path / "m", *MODELS["compact"])
     assert make_backend(folder, "torch").name == "torch"

@@ -38,13 +38,13 @@ def normalised_chw(rgb: np.ndarray, mean, std) -> np.ndarray:
 class TorchBackend:
     """Runs a PyTorch model on batches of tiles, in inference mode, channels-last."""
 
-    # The networks pad to their own stride, so any size works; 32 keeps shapes regular.
-    any_size_stride = 32
-
     def __init__(self, model, device: str = "cpu", *, bf16: bool = False) -> None:
         import torch  # imported here so the ONNX path never loads torch
 
         self.torch = torch
+        # The networks pad to their own stride, so any multiple of it works. Taken from the
+        # model as export_onnx does, so both backends pad a small photo alike.
+        self.any_size_stride = int(getattr(model, "stride", 32))
         self.device = torch.device(device)
         self.model = model.to(self.device).eval().to(memory_format=torch.channels_last)
         # bf16 autocast: weights stay fp32, convolutions run in bf16 (native on CPUs with
