@@ -14,10 +14,12 @@ import torch
 from vitiseg.data.resize import resize_long_side
 from vitiseg.inference.factory import predictor_from_config
 from vitiseg.inference.onnx_backend import (
+    EXPORT_LOCK_NAME,
     ONNX_INFO_NAME,
     ONNX_INT8_NAME,
     ONNX_NAME,
     OnnxBackend,
+    ensure_onnx,
     export_onnx,
     make_backend,
     quantize_onnx,
@@ -126,11 +128,30 @@ def test_photo_smaller_than_a_tile_gets_the_torch_answer(model_dirs, backend):
     np.testing.assert_allclose(by_onnx.skin, by_torch.skin, atol=tolerance)
 
 
+def test_torch_pads_a_small_photo_to_the_models_own_stride_like_onnx(model_dirs):
+    folder = model_dirs["compact"]  # stride 16, not the ResNet's 32
+    metadata = load_metadata(folder)
+    torch_backend = make_backend(folder, "torch")
+    assert torch_backend.any_size_stride == make_backend(folder, "onnx").any_size_stride == 16
+    network_inputs = []
+    torch_backend.model.register_forward_pre_hook(
+        lambda _, args: network_inputs.append(tuple(args[0].shape))
+    )
+    rgb = np.random.default_rng(7).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    by_torch = Predictor(torch_backend, metadata).predict(rgb)
+    assert network_inputs == [(1, 3, 48, 64)]  # 37x53 padded to 16s, not to 64x64
+    by_onnx = Predictor(make_backend(folder, "onnx", threads=1), metadata).predict(rgb)
+    np.testing.assert_allclose(by_onnx.lesion, by_torch.lesion, atol=1e-4)
+    np.testing.assert_allclose(by_onnx.skin, by_torch.skin, atol=1e-4)
+
+
 def test_backend_is_chosen_by_name_and_exports_once(tmp_path):
     folder = _save(tmp_path / "m", *MODELS["compact"])
-    assert isinstance(make_backend(folder, "torch"), TorchBackend)
+    assert make_backend(folder, "torch").name == "torch"
+    assert make_backend(folder, "torch-bf16").name == "torch-bf16"
     backend = make_backend(folder, "onnx", threads=1)
     assert isinstance(backend, OnnxBackend) and backend.path == folder / ONNX_NAME
+    assert backend.name == "onnx"
     assert backend.model_id == load_metadata(folder).model_id
     first_export = (folder / ONNX_NAME).stat().st_mtime_ns
     make_backend(folder, "onnx")
@@ -143,6 +164,19 @@ def test_backend_is_chosen_by_name_and_exports_once(tmp_path):
         make_backend(folder, "tensorrt")
     with pytest.raises(ValueError, match="CPU only"):
         make_backend(folder, "onnx", device="cuda")
+
+
+def test_ensure_onnx_exports_once_under_its_lock_and_keeps_the_int8_file(tmp_path):
+    folder = _save(tmp_path / "m", *MODELS["compact"])
+    path = ensure_onnx(folder)
+    assert path == folder / ONNX_NAME and (folder / EXPORT_LOCK_NAME).is_file()
+    exported = path.stat().st_mtime_ns
+    assert ensure_onnx(folder) == path and path.stat().st_mtime_ns == exported
+    int8_path = ensure_onnx(folder, int8=True)  # the lock file left behind blocks nothing
+    assert int8_path == folder / ONNX_INT8_NAME and path.stat().st_mtime_ns == exported
+    # A later fp32 request must not export again, which would delete the int8 file.
+    assert ensure_onnx(folder) == path and int8_path.is_file()
+    assert ensure_onnx(folder, int8=True) == int8_path
 
 
 def test_new_weights_make_the_old_export_stale(tmp_path):
@@ -174,7 +208,9 @@ def test_int8_model_runs_and_stays_close(tmp_path):
     info = json.loads((folder / ONNX_INFO_NAME).read_text())
     assert info["int8"]["calibration_tiles"] == 4
     assert "synthetic" in info["int8"]["calibration_source"]
-    assert isinstance(make_backend(folder, "onnx-int8"), OnnxBackend)
+    int8_backend = make_backend(folder, "onnx-int8")
+    assert isinstance(int8_backend, OnnxBackend) and int8_backend.name == "onnx-int8"
+    assert OnnxBackend(path).name == "onnx-int8"  # named by its file when built directly
     batch = np.random.default_rng(5).standard_normal((2, 3, TILE, TILE)).astype(np.float32)
     got = OnnxBackend(path)(batch)
     expected = _torch_probabilities(folder, batch)

@@ -20,8 +20,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vitiseg.inference.predictor import Predictor
+from vitiseg.inference.onnx_backend import make_backend
+from vitiseg.inference.predictor import Predictor, backend_name
 from vitiseg.io.images import ImageReadError, read_rgb
+from vitiseg.models.metadata import load_metadata
 from vitiseg.quality import QualityConfig, assess_quality
 from vitiseg.scoring import (
     InputError,
@@ -35,7 +37,7 @@ from vitiseg.scoring import (
     run_score_job,
     select_shard,
 )
-from vitiseg.scoring.runner import output_lock
+from vitiseg.scoring.runner import output_lock, settings_fingerprint
 
 # Small overlays and thumbnails keep the tests fast; they change no score.
 FAST = ScoreSettings(overlay_long_side=256, thumbnail_long_side=64)
@@ -226,6 +228,25 @@ def test_missing_input_and_bad_shard_are_refused(tmp_path, tiny_model_dir, monke
     assert parse_shard("1/3") == (1, 3) and parse_shard(None) is None
 
 
+def test_region_on_the_command_line_is_normalised_like_the_manifests(
+    tmp_path, tiny_model_dir, monkeypatch
+):
+    photo = write_photo(tmp_path / "in" / "arm.jpg", photo_array(60, 80))
+    out = tmp_path / "out"
+    code = run_cli(
+        monkeypatch,
+        f"input={photo}",
+        f"output={out}",
+        f"checkpoint={tiny_model_dir}",
+        "region='Upper extremities'",
+        "overlay_long_side=64",
+        "thumbnail_long_side=32",
+    )
+    assert code == 0
+    assert row_value(out / "scores.csv", "status") == "ok"
+    assert row_value(out / "scores.csv", "region") == "upper_extremities"
+
+
 # --- formats ------------------------------------------------------------------------------
 
 
@@ -261,6 +282,21 @@ def test_exif_rotated_16_bit_grey_rgba_and_tiff_photos_are_scored_upright(tmp_pa
             mask = cv2.imread(str(tmp_path / "out" / record.files[kind]), cv2.IMREAD_UNCHANGED)
             assert mask.shape == (record.height, record.width) and mask.dtype == np.uint8
             assert set(np.unique(mask)) <= {0, 255}
+
+
+@pytest.mark.parametrize("mode, dtype", [("I;16B", ">u2"), ("I;16", "<u2")])
+def test_16_bit_grey_tiff_of_either_byte_order_keeps_its_brightness(tmp_path, mode, dtype):
+    # Values up to 30000 of 65535: stretching by the photo's own maximum would double them.
+    grey = np.linspace(0, 30000, 64 * 72).reshape(64, 72).astype(dtype)
+    path = tmp_path / "scan.tif"
+    Image.frombytes(mode, (72, 64), grey.tobytes()).save(path)
+    with Image.open(path) as stored:
+        assert stored.mode == mode
+    rgb = read_rgb(path)
+    expected = (grey.astype(np.uint16) >> 8).astype(np.uint8)
+    assert rgb.shape == (64, 72, 3)
+    for channel in range(3):
+        np.testing.assert_array_equal(rgb[..., channel], expected)
 
 
 def test_4000x3000_photo_is_scored_at_full_size(tmp_path, predictor):
@@ -433,6 +469,79 @@ def test_shards_partition_the_photos_and_merge_equals_one_run(
     (shard_dirs[1] / "scores.json").unlink()  # as if that shard were still running
     with pytest.raises(MergeError, match="has not finished"):
         merge_shards(shard_dirs, tmp_path / "again")
+
+
+def test_another_backend_rescores_on_resume_and_its_shards_do_not_merge(
+    tmp_path, photos, tiny_model_dir
+):
+    metadata = load_metadata(tiny_model_dir)
+    fp32 = Predictor(make_backend(tiny_model_dir, "torch"), metadata)
+    bf16 = Predictor(make_backend(tiny_model_dir, "torch-bf16"), metadata)
+    shard_dirs = [tmp_path / "shard0", tmp_path / "shard1"]
+
+    def score_shard(index: int, predictor: Predictor):
+        job = ScoreJob(output=shard_dirs[index], input=photos, shard=(index, 2), progress=False)
+        return run_score_job(job, predictor, FAST)
+
+    score_shard(0, fp32)
+    score_shard(1, bf16)
+    recorded = [
+        json.loads((folder / "scores.json").read_text())["run"]["inference"]["backend"]
+        for folder in shard_dirs
+    ]
+    assert recorded == ["torch", "torch-bf16"]
+    with pytest.raises(MergeError, match="settings_id"):
+        merge_shards(shard_dirs, tmp_path / "mixed")
+
+    resumed = score_shard(1, fp32)  # the bf16 records must not be taken as fp32 ones
+    assert resumed.n_reused == 0 and len(resumed.records) > 0
+    assert len(merge_shards(shard_dirs, tmp_path / "merged").records) == 5
+
+
+def test_a_backend_without_a_name_is_named_by_its_class(tiny_model_dir):
+    class HalfEverywhere:
+        def __call__(self, batch: np.ndarray) -> np.ndarray:
+            return np.full((len(batch), 2, *batch.shape[2:]), 0.5, np.float32)
+
+    metadata = load_metadata(tiny_model_dir)
+    fake = Predictor(HalfEverywhere(), metadata)
+    assert backend_name(fake.backend) == "HalfEverywhere"
+    torch_predictor = Predictor(make_backend(tiny_model_dir, "torch"), metadata)
+    assert settings_fingerprint(fake, FAST) != settings_fingerprint(torch_predictor, FAST)
+
+
+def test_a_rerun_killed_halfway_leaves_no_finished_marker_to_merge(
+    tmp_path, photos, predictor, monkeypatch
+):
+    out = tmp_path / "out"
+    job = ScoreJob(output=out, input=photos, progress=False)
+    run_score_job(job, predictor, FAST)
+
+    class Killed(BaseException):
+        """Stands in for kill -9: nothing after it runs."""
+
+    calls = []
+    original = predictor.predict
+
+    def dies_on_the_third_photo(rgb):
+        calls.append(1)
+        if len(calls) == 3:
+            raise Killed
+        return original(rgb)
+
+    monkeypatch.setattr(predictor, "predict", dies_on_the_third_photo)
+    trunk = ScoreSettings(overlay_long_side=256, thumbnail_long_side=64, default_region="trunk")
+    with pytest.raises(Killed):
+        run_score_job(job, predictor, trunk)  # other settings: every photo is scored again
+    # Two records now hold region trunk, three the earlier run's settings.
+    assert not (out / "scores.json").exists()
+    with pytest.raises(MergeError, match="has not finished"):
+        merge_shards([out], tmp_path / "merged")
+
+    monkeypatch.setattr(predictor, "predict", original)
+    run_score_job(job, predictor, trunk)
+    merged = merge_shards([out], tmp_path / "merged")
+    assert len(merged.records) == 5 and all(r.region == "trunk" for r in merged.records)
 
 
 # --- manifest, VASI sums, escaping -----------------------------------------------------------

@@ -31,6 +31,7 @@ from vitiseg.scoring import (
     parse_shard,
     run_score_job,
 )
+from vitiseg.scoring.inputs import normalise_region
 from vitiseg.vasi import load_vasi_config
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,8 @@ def task(cfg: DictConfig) -> int:
         settings = ScoreSettings(
             vasi=load_vasi_config(cfg.vasi),
             quality=quality_config_from_mapping(OmegaConf.to_container(cfg.quality)),
-            default_region=cfg.region or None,
+            # Spelled like the manifest's region column ("Upper extremities" works too).
+            default_region=normalise_region(str(cfg.region or "")) or None,
             write_masks=bool(cfg.masks),
             write_overlays=bool(cfg.overlays),
             overlay_long_side=int(cfg.overlay_long_side),

@@ -6,6 +6,7 @@ Files written beside the weights (the model folder's ``metadata.json`` is left a
                            (B, 3, T, T) float32 -> (B, 2, T, T) probabilities
     MODEL/model.int8.onnx  optional static int8 (QDQ) version of the same graph
     MODEL/onnx.json        what they were made from: model_id, tile, opset, stride, int8 record
+    MODEL/.vitiseg-onnx.lock  lock file: one process exports (and quantises) at a time
 
 An export is rebuilt when the weights (``model_id``) or the tile size change, so a stale
 graph is never run. When the model folder is read-only (an installed wheel), exports go
@@ -19,12 +20,13 @@ Typical use::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import tempfile
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,6 +49,7 @@ ONNX_NAME = "model.onnx"
 ONNX_INT8_NAME = "model.int8.onnx"
 ONNX_INFO_NAME = "onnx.json"
 ONNX_INFO_FORMAT = "vitiseg-onnx/1"
+EXPORT_LOCK_NAME = ".vitiseg-onnx.lock"
 DEFAULT_OPSET = 17
 INPUT_NAME = "image"
 OUTPUT_NAME = "probabilities"
@@ -370,6 +373,8 @@ class OnnxBackend:
 
     Args:
         path: A ``model.onnx`` or ``model.int8.onnx`` written by this module.
+        name: Backend name recorded with the scores; None = ``onnx-int8`` for a
+            ``model.int8.onnx`` file, else ``onnx``.
         threads: Intra-op threads; 0 = ONNX Runtime's default (one per physical core).
         memory_arena: Keep freed activation memory for the next call (ONNX Runtime's
             default, fastest). False returns it to the system after each call: for a
@@ -377,12 +382,20 @@ class OnnxBackend:
             to 0.27 GB between calls.
     """
 
-    def __init__(self, path: str | Path, threads: int = 0, *, memory_arena: bool = True) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        threads: int = 0,
+        *,
+        memory_arena: bool = True,
+        name: str | None = None,
+    ) -> None:
         import onnxruntime as ort
 
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"{self.path}: ONNX file not found; run export_onnx first")
+        self.name = name or ("onnx-int8" if self.path.name == ONNX_INT8_NAME else "onnx")
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # One forward pass at a time; its ops are parallelised inside (intra-op).
@@ -446,6 +459,32 @@ def onnx_cache_dir(metadata: ModelMetadata) -> Path:
     return root / "onnx" / (metadata.model_id or "unnamed")
 
 
+@contextlib.contextmanager
+def export_lock(folder: Path) -> Iterator[None]:
+    """Hold the folder's export lock, waiting while another process holds it.
+
+    Shards started together on a fresh model folder would otherwise export at the same
+    time, and one export deletes the int8 file the other has just quantised. The lock is an
+    ``flock``, which the kernel releases when its process dies, so a killed export blocks
+    nobody.
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks; exports are not serialised
+        yield
+        return
+    with open(folder / EXPORT_LOCK_NAME, "a+") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            logger.info("%s: another process is exporting the model; waiting for it", folder)
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
 def ensure_onnx(model_folder: str | Path, tile: int | None = None, *, int8: bool = False) -> Path:
     """Path of a current export of the folder's model, exporting (and quantising) if needed.
 
@@ -468,13 +507,18 @@ def ensure_onnx(model_folder: str | Path, tile: int | None = None, *, int8: bool
         if _is_current(candidate, read_onnx_info(candidate), metadata, int8=int8):
             return candidate / name
     target = folder if os.access(folder, os.W_OK) else candidates[1]
-    info = read_onnx_info(target)
-    if not _is_current(target, info, metadata, int8=False):
-        logger.info("no current ONNX export of %s; exporting", folder)
-        export_onnx(folder, tile, out_dir=target, dynamic_hw=True)
-    if int8:
-        logger.info("no int8 model for %s; quantising with synthetic calibration", folder)
-        quantize_onnx(folder, out_dir=target)
+    target.mkdir(parents=True, exist_ok=True)
+    with export_lock(target):
+        # Another process may have made the export while this one waited for the lock.
+        info = read_onnx_info(target)
+        if _is_current(target, info, metadata, int8=int8):
+            return target / name
+        if not _is_current(target, info, metadata, int8=False):
+            logger.info("no current ONNX export of %s; exporting", folder)
+            export_onnx(folder, tile, out_dir=target, dynamic_hw=True)
+        if int8:
+            logger.info("no int8 model for %s; quantising with synthetic calibration", folder)
+            quantize_onnx(folder, out_dir=target)
     return target / name
 
 
@@ -520,4 +564,4 @@ def make_backend(
     if device != "cpu":
         raise ValueError(f"backend {name!r} runs on the CPU only; use backend torch for {device}")
     path = ensure_onnx(model_folder, tile, int8=name == "onnx-int8")
-    return OnnxBackend(path, threads)
+    return OnnxBackend(path, threads, name=name)

@@ -38,18 +38,20 @@ def normalised_chw(rgb: np.ndarray, mean, std) -> np.ndarray:
 class TorchBackend:
     """Runs a PyTorch model on batches of tiles, in inference mode, channels-last."""
 
-    # The networks pad to their own stride, so any size works; 32 keeps shapes regular.
-    any_size_stride = 32
-
     def __init__(self, model, device: str = "cpu", *, bf16: bool = False) -> None:
         import torch  # imported here so the ONNX path never loads torch
 
         self.torch = torch
+        # The networks pad to their own stride, so any multiple of it works. Taken from the
+        # model as export_onnx does, so both backends pad a small photo alike.
+        self.any_size_stride = int(getattr(model, "stride", 32))
         self.device = torch.device(device)
         self.model = model.to(self.device).eval().to(memory_format=torch.channels_last)
         # bf16 autocast: weights stay fp32, convolutions run in bf16 (native on CPUs with
         # AVX512-BF16/AMX; elsewhere emulated and slower than fp32).
         self.bf16 = bf16
+        # Recorded with the scores: bf16 gives slightly different masks than fp32.
+        self.name = "torch-bf16" if bf16 else "torch"
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         torch = self.torch
@@ -60,6 +62,12 @@ class TorchBackend:
             tensor = torch.from_numpy(batch).to(self.device)
             tensor = tensor.contiguous(memory_format=torch.channels_last)
             return torch.sigmoid(self.model(tensor).float()).cpu().numpy()
+
+
+def backend_name(backend) -> str:
+    """The backend's ``name`` (``torch``, ``torch-bf16``, ``onnx``, ``onnx-int8``); wrappers
+    and test doubles without one are named by their class."""
+    return getattr(backend, "name", None) or type(backend).__name__
 
 
 class Predictor:

@@ -52,7 +52,8 @@ def _header_size(path: Path, max_pixels: int) -> tuple[int, int]:
 def _to_uint8(array: np.ndarray) -> np.ndarray:
     if array.dtype == np.uint8:
         return array
-    if array.dtype == np.uint16:
+    # Any byte order: a big-endian TIFF (Pillow's I;16B) gives '>u2', which is not np.uint16.
+    if array.dtype.kind == "u" and array.dtype.itemsize == 2:
         return (array >> 8).astype(np.uint8)
     if np.issubdtype(array.dtype, np.integer):
         top = max(int(array.max()), 1)

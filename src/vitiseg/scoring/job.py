@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from vitiseg.inference.predictor import Predictor
+from vitiseg.inference.predictor import Predictor, backend_name
 from vitiseg.scoring.inputs import discover_inputs, select_shard
-from vitiseg.scoring.outputs import SCORES_FORMAT, OutputPaths, write_outputs
+from vitiseg.scoring.outputs import SCORES_FORMAT, SCORES_JSON_NAME, OutputPaths, write_outputs
 from vitiseg.scoring.records import PhotoRecord, load_record, record_path
 from vitiseg.scoring.runner import (
     ScoreSettings,
@@ -87,6 +87,9 @@ def run_score_job(job: ScoreJob, predictor: Predictor, settings: ScoreSettings) 
         selected = select_shard(photos, *job.shard) if job.shard else photos
         if job.shard:
             log.info("shard %d/%d: %d of %d photos", *job.shard, len(selected), len(photos))
+        # A run killed halfway must not leave the previous run's scores.json, which says
+        # "finished", beside records made with other settings; it is written again at the end.
+        (out_dir / SCORES_JSON_NAME).unlink(missing_ok=True)
         batch = score_batch(selected, predictor, out_dir, settings, progress=job.progress)
         metadata = predictor.metadata
         run_info = {
@@ -105,6 +108,7 @@ def run_score_job(job: ScoreJob, predictor: Predictor, settings: ScoreSettings) 
             "settings_id": batch.settings_id,
             "peak_rss_mb": batch.peak_rss_mb,
             "inference": {
+                "backend": backend_name(predictor.backend),
                 "long_side": predictor.long_side,
                 "tile": predictor.tile,
                 "overlap": predictor.overlap,
@@ -148,7 +152,7 @@ def _copy_atomic(source: Path, target: Path) -> None:
 
 
 def _read_shard(folder: Path) -> dict[str, Any]:
-    path = folder / "scores.json"
+    path = folder / SCORES_JSON_NAME
     if not path.is_file():
         raise MergeError(
             f"{folder}: no scores.json; this shard has not finished. Re-run its command "

@@ -24,6 +24,8 @@ from vitiseg.vasi import VasiConfig, total_vasi
 log = logging.getLogger(__name__)
 
 SCORES_FORMAT = "vitiseg-scores/1"
+# Written last, so its presence marks a finished run (merge_shards relies on it).
+SCORES_JSON_NAME = "scores.json"
 
 
 @dataclass(frozen=True)
@@ -187,7 +189,9 @@ def write_outputs(
     records = [record for _, record in ordered]
     sums = region_sums(records, config)
     visits = visit_totals(records, config)
-    paths = OutputPaths(out_dir / "scores.csv", out_dir / "scores.json", out_dir / "report.html")
+    paths = OutputPaths(
+        out_dir / "scores.csv", out_dir / SCORES_JSON_NAME, out_dir / "report.html"
+    )
     write_text_atomic(paths.scores_csv, scores_csv_text(records))
     write_json_atomic(
         paths.scores_json,

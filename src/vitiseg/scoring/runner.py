@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from vitiseg.inference.predictor import Predictor
+from vitiseg.inference.predictor import Predictor, backend_name
 from vitiseg.io.atomic import write_bytes_atomic, write_png_atomic
 from vitiseg.io.images import DEFAULT_MAX_PIXELS, ImageReadError, read_rgb
 from vitiseg.quality import QualityConfig, assess_quality
@@ -112,6 +112,8 @@ def settings_fingerprint(predictor: Predictor, settings: ScoreSettings) -> str:
     pre = predictor.metadata.preprocessing
     payload = {
         "model_id": predictor.metadata.model_id,
+        # bf16 and int8 give slightly different masks: a resumed run must not mix them.
+        "backend": backend_name(predictor.backend),
         "thresholds": predictor.metadata.thresholds,
         "lesion_postprocess": predictor.metadata.lesion_postprocess,
         "mean": list(pre.mean),
