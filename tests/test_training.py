@@ -19,6 +19,7 @@ import torch
 from tests.conftest import make_tiny_dataset
 from vitiseg.data.augment import AugmentSettings, swap_background, training_transform
 from vitiseg.data.dataset_format import load_dataset
+from vitiseg.data.resize import resize_long_side
 from vitiseg.data.splits import load_split, patient_folds, patients_overlap, split_by_patient
 from vitiseg.data.torch_dataset import SegmentationDataset, load_case, targets_from_masks
 from vitiseg.models.model_folder import load_model_folder
@@ -131,6 +132,14 @@ def _augmented_samples(dataset_dir: Path, epoch: int, seed: int = 0):
     data = SegmentationDataset(cases, training_transform(AugmentSettings(crop=48)), seed=seed)
     data.set_epoch(epoch)
     return [data[i] for i in range(len(data))]
+
+
+def test_a_shrunk_mask_takes_each_blocks_centre_like_the_area_averaged_photo():
+    mask = np.zeros((10, 10), np.uint8)
+    mask[:2] = 1  # 40 % of the first 5-row block: plain nearest would keep it
+    assert not resize_long_side(mask, 2, nearest=True).any()
+    mask[:3] = 1  # 60 %
+    assert resize_long_side(mask, 2, nearest=True)[:, 0].tolist() == [1, 0]
 
 
 def test_augmentation_keeps_masks_binary_and_lesion_inside_skin(tiny_dataset):

@@ -271,7 +271,9 @@ def _write_pictures(
     aligned_small = cv2.resize(
         result.aligned_followup, (width, height), interpolation=cv2.INTER_AREA
     )
-    labels_small = cv2.resize(comparison.labels, (width, height), interpolation=cv2.INTER_NEAREST)
+    labels_small = cv2.resize(
+        comparison.labels, (width, height), interpolation=cv2.INTER_NEAREST_EXACT
+    )
     change_map = change_map_image(labels_small, baseline_small, areas=comparison.areas)
     write_jpeg_atomic(out_dir / "aligned_followup.jpg", result.aligned_followup)
     write_png_atomic(out_dir / "change_labels.png", comparison.labels)

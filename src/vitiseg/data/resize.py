@@ -13,5 +13,7 @@ def resize_long_side(image: np.ndarray, long_side: int, *, nearest: bool = False
     if scale >= 1:
         return image
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    interpolation = cv2.INTER_NEAREST if nearest else cv2.INTER_AREA
+    # NEAREST_EXACT samples each block's centre, where INTER_AREA's average is centred;
+    # plain NEAREST takes its top-left pixel and shifts a mask half a pixel off its photo.
+    interpolation = cv2.INTER_NEAREST_EXACT if nearest else cv2.INTER_AREA
     return cv2.resize(image, size, interpolation=interpolation)

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import albumentations as A
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -85,10 +84,9 @@ def load_case(case: Case, dataset: str, long_side: int) -> LoadedCase:
         masks[kind] = mask
     targets, valid = targets_from_masks(masks["skin"], masks["lesion"], shape)
     image = resize_long_side(image, long_side)
-    if image.shape[:2] != shape:
-        size = (image.shape[1], image.shape[0])
-        targets = np.stack([cv2.resize(t, size, interpolation=cv2.INTER_NEAREST) for t in targets])
-        valid = np.stack([cv2.resize(v, size, interpolation=cv2.INTER_NEAREST) for v in valid])
+    if image.shape[:2] != shape:  # the same size from the same shape, masks never blended
+        targets = np.stack([resize_long_side(t, long_side, nearest=True) for t in targets])
+        valid = np.stack([resize_long_side(v, long_side, nearest=True) for v in valid])
     return LoadedCase(case, dataset, image, targets, valid)
 
 

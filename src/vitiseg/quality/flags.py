@@ -184,7 +184,7 @@ def assess_quality(
         small_skin = cv2.resize(
             skin.astype(np.uint8),
             (small.shape[1], small.shape[0]),
-            interpolation=cv2.INTER_NEAREST,
+            interpolation=cv2.INTER_NEAREST_EXACT,
         ).astype(bool)
     lab = cv2.cvtColor(small, cv2.COLOR_RGB2LAB).astype(np.float32)
     background = ~small_skin if small_skin is not None else None

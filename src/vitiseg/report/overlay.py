@@ -26,7 +26,7 @@ def shrink_long_side(image: np.ndarray, long_side: int, *, nearest: bool = False
         return image
     scale = long_side / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    interpolation = cv2.INTER_NEAREST if nearest else cv2.INTER_AREA
+    interpolation = cv2.INTER_NEAREST_EXACT if nearest else cv2.INTER_AREA
     return cv2.resize(image, size, interpolation=interpolation)
 
 
@@ -59,8 +59,9 @@ def draw_overlay(
     canvas = shrink_long_side(rgb, long_side).copy()
     height, width = canvas.shape[:2]
     size = (width, height)
-    skin_small = cv2.resize(skin.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)
-    lesion_small = cv2.resize(lesion.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)
+    # Centre-sampled, so the outlines sit on the area-averaged photo.
+    skin_small = cv2.resize(skin.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST_EXACT)
+    lesion_small = cv2.resize(lesion.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST_EXACT)
     if lesion_small.any():
         filled = lesion_small.astype(bool)
         tint = np.asarray(LESION_COLOUR, np.float32)
