@@ -5,6 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from vitiseg.data.resize import resize_long_side
+
 # RGB. Magenta stays visible on white (depigmented) and on every skin tone; cyan differs
 # from it for the common colour-vision deficiencies.
 LESION_COLOUR = (255, 0, 255)
@@ -21,13 +23,9 @@ def shrink_long_side(image: np.ndarray, long_side: int, *, nearest: bool = False
         long_side: Target long side in px.
         nearest: Use nearest-neighbour (for masks) instead of area averaging.
     """
-    height, width = image.shape[:2]
-    if long_side <= 0 or max(height, width) <= long_side:
+    if long_side <= 0:
         return image
-    scale = long_side / max(height, width)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    interpolation = cv2.INTER_NEAREST_EXACT if nearest else cv2.INTER_AREA
-    return cv2.resize(image, size, interpolation=interpolation)
+    return resize_long_side(image, long_side, nearest=nearest)
 
 
 def _contours(mask: np.ndarray) -> list[np.ndarray]:
@@ -58,10 +56,9 @@ def draw_overlay(
     """
     canvas = shrink_long_side(rgb, long_side).copy()
     height, width = canvas.shape[:2]
-    size = (width, height)
-    # Centre-sampled, so the outlines sit on the area-averaged photo.
-    skin_small = cv2.resize(skin.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST_EXACT)
-    lesion_small = cv2.resize(lesion.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST_EXACT)
+    # The same size as the canvas, centre-sampled so the outlines sit on the photo.
+    skin_small = shrink_long_side(skin.astype(np.uint8), long_side, nearest=True)
+    lesion_small = shrink_long_side(lesion.astype(np.uint8), long_side, nearest=True)
     if lesion_small.any():
         filled = lesion_small.astype(bool)
         tint = np.asarray(LESION_COLOUR, np.float32)
