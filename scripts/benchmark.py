@@ -227,7 +227,7 @@ class VitisegRunner:
 
     def masks(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(H, W, 3) uint8 -> (skin, lesion) (H, W) bool."""
-        return self.predictor.masks(self.predictor.predict(rgb))
+        return self.predictor.masks(self.predictor.predict(rgb), rgb)
 
 
 class PeerRunner:

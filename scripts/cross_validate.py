@@ -11,7 +11,9 @@ the mean over all validation cases.
     vitiseg-train ... data.split_file=FOLDS/fold-0.json output=RUNS/fold-0   # per fold
     python scripts/cross_validate.py summary RUNS/fold-0 RUNS/fold-1 ... [--dataset vitiligo-web]
     python scripts/cross_validate.py evaluate RUNS/fold-0 ... --dataset DATA/vitiligo-web \
-        [--out CV.json]   # every fold's last-epoch model on its own val photos, pooled
+        [--out CV.json] [--lesion-postprocess JSON]
+        # every fold's last-epoch model on its own val photos, pooled; --lesion-postprocess
+        # scores them with another lesion clean-up (inference.postprocess.LesionPostprocess)
 
 ``evaluate`` pools the per-photo scores of all folds and gives the mean lesion Dice over all
 patients with a 95 % patient-bootstrap interval.
@@ -24,6 +26,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
+import json
 import math
 import sys
 from pathlib import Path
@@ -31,6 +35,7 @@ from pathlib import Path
 from vitiseg.data.dataset_format import load_dataset
 from vitiseg.data.splits import load_split, patient_folds, save_split
 from vitiseg.evaluation.evaluate import evaluate_cases, markdown_table, summarise
+from vitiseg.inference.postprocess import LesionPostprocess
 from vitiseg.inference.predictor import Predictor, TorchBackend
 from vitiseg.io.atomic import write_json_atomic
 from vitiseg.models.metadata import load_metadata
@@ -95,24 +100,32 @@ def summary(runs: list[Path], dataset: str) -> None:
     print(f"| {label} | {total} | {pooled(2):.3f} | {pooled(3):.3f} | {pooled(5):.3f} |")
 
 
-def last_epoch_predictor(run: Path) -> Predictor:
-    """The run's last-epoch network (not its best-on-validation export) as a Predictor."""
+def last_epoch_predictor(run: Path, lesion_postprocess: dict | None = None) -> Predictor:
+    """The run's last-epoch network (not its best-on-validation export) as a Predictor,
+    with the run's lesion clean-up or ``lesion_postprocess`` in its place."""
     metadata = load_metadata(run / "model")
+    if lesion_postprocess is not None:
+        setting = LesionPostprocess.from_dict(lesion_postprocess)  # refuses bad values
+        metadata = dataclasses.replace(metadata, lesion_postprocess=setting.to_dict())
     model = build_model(metadata.arch, **metadata.model_kwargs)
     model.load_state_dict(checkpoint_weights(run / "checkpoints" / "last.pt"))
     return Predictor(TorchBackend(model.eval()), metadata)
 
 
-def evaluate(runs: list[Path], dataset: Path, out: Path | None) -> None:
+def evaluate(
+    runs: list[Path], dataset: Path, out: Path | None, lesion_postprocess: dict | None = None
+) -> None:
     cases = {c.case_id: c for c in load_dataset(dataset)}
     results = []
     for run in runs:
         val_ids = load_split(run / "split.json")[dataset.name]["val"]
-        results += evaluate_cases(last_epoch_predictor(run), [cases[i] for i in val_ids])
+        predictor = last_epoch_predictor(run, lesion_postprocess)
+        results += evaluate_cases(predictor, [cases[i] for i in val_ids])
     pooled = summarise(results)
     print(markdown_table(pooled), end="")
     if out:
-        write_json_atomic(out, {"runs": [str(r) for r in runs], **pooled})
+        record = {"runs": [str(r) for r in runs], "lesion_postprocess": lesion_postprocess}
+        write_json_atomic(out, {**record, **pooled})
 
 
 def main() -> int:
@@ -131,13 +144,19 @@ def main() -> int:
     pooled.add_argument("runs", type=Path, nargs="+")
     pooled.add_argument("--dataset", type=Path, required=True)
     pooled.add_argument("--out", type=Path)
+    pooled.add_argument(
+        "--lesion-postprocess",
+        type=json.loads,
+        default=None,
+        help="JSON lesion clean-up in place of the runs' own, e.g. '{\"colour_iterations\": 3}'",
+    )
     args = parser.parse_args()
     if args.command == "folds":
         write_folds(args.dataset, args.k, args.seed, args.base_split, args.out)
     elif args.command == "summary":
         summary(args.runs, args.dataset)
     else:
-        evaluate(args.runs, args.dataset, args.out)
+        evaluate(args.runs, args.dataset, args.out, args.lesion_postprocess)
     return 0
 
 

@@ -7,8 +7,13 @@ import dataclasses
 import numpy as np
 import pytest
 
+from vitiseg.inference.colour_refine import refine_lesion_by_colour
 from vitiseg.inference.postprocess import LesionPostprocess, clean_lesion_mask, lesion_mask
 from vitiseg.inference.predictor import Prediction, Predictor
+
+
+def dice(prediction: np.ndarray, truth: np.ndarray) -> float:
+    return 2 * (prediction & truth).sum() / (prediction.sum() + truth.sum())
 
 
 def two_patches_with_a_gap(gap: int) -> np.ndarray:
@@ -74,6 +79,8 @@ def test_out_of_range_settings_are_refused(bad):
 def test_setting_round_trips_through_a_dict():
     setting = LesionPostprocess(close_fraction=0.02, min_area_fraction=0.001, fill_holes=True)
     assert LesionPostprocess.from_dict(setting.to_dict()) == setting
+    colour = LesionPostprocess(colour_iterations=3, colour_sure_lesion=0.7, colour_long_side=256)
+    assert LesionPostprocess.from_dict(colour.to_dict()) == colour
     assert LesionPostprocess.from_dict({}) == LesionPostprocess()
 
 
@@ -103,3 +110,119 @@ def test_skin_gate_drops_lesion_where_the_skin_output_sees_background():
     )
     assert plain.all()
     assert gated[:, :10].all() and not gated[:, 10:].any()
+
+
+def pale_patch_photo() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A 120 x 160 photo of brown skin with a pale 60 x 60 patch, and a network that is
+    sure only of the patch's 20 x 20 core and unsure (0.3) about the rest of it."""
+    rng = np.random.default_rng(0)
+    rgb = np.empty((120, 160, 3), np.float32)
+    rgb[:] = (150, 100, 75)
+    rgb[30:90, 40:100] = (235, 215, 205)
+    rgb = np.clip(rgb + rng.normal(0, 6, rgb.shape), 0, 255).astype(np.uint8)
+    lesion = np.full((120, 160), 0.02, np.float32)
+    lesion[30:90, 40:100] = 0.3
+    lesion[50:70, 60:80] = 0.95
+    truth = np.zeros((120, 160), bool)
+    truth[30:90, 40:100] = True
+    return rgb, lesion, truth
+
+
+def test_colour_refinement_grows_a_sure_core_to_the_patch_the_photo_shows():
+    rgb, lesion, truth = pale_patch_photo()
+    skin = np.ones_like(truth)
+    before = rgb.copy(), lesion.copy()
+    refined = refine_lesion_by_colour(
+        rgb,
+        lesion,
+        skin,
+        threshold=0.5,
+        sure_lesion=0.8,
+        sure_normal=0.05,
+        iterations=3,
+        long_side=0,
+    )
+    plain = lesion >= 0.5
+    assert dice(plain, truth) < 0.3
+    assert dice(refined, truth) > 0.95
+    np.testing.assert_array_equal(rgb, before[0])
+    np.testing.assert_array_equal(lesion, before[1])
+
+
+def test_colour_refinement_at_a_working_size_and_never_outside_skin():
+    rgb, lesion, truth = pale_patch_photo()
+    skin = np.ones_like(truth)
+    skin[:, 90:] = False  # the right part of the patch is, say, a white sleeve
+    refined = refine_lesion_by_colour(
+        rgb,
+        lesion,
+        skin,
+        threshold=0.5,
+        sure_lesion=0.8,
+        sure_normal=0.05,
+        iterations=3,
+        long_side=80,
+    )
+    assert refined.shape == truth.shape
+    assert not (refined & ~skin).any()
+    assert dice(refined, truth & skin) > 0.9
+
+
+def test_colour_refinement_keeps_the_threshold_without_sure_seeds():
+    rgb, lesion, _ = pale_patch_photo()
+    lesion = np.clip(lesion, 0.1, 0.6)  # nothing sure either way
+    skin = np.ones(lesion.shape, bool)
+    refined = refine_lesion_by_colour(
+        rgb,
+        lesion,
+        skin,
+        threshold=0.5,
+        sure_lesion=0.8,
+        sure_normal=0.05,
+        iterations=3,
+        long_side=0,
+    )
+    np.testing.assert_array_equal(refined, lesion >= 0.5)
+
+
+def test_colour_refinement_refuses_mismatched_sizes():
+    rgb, lesion, _ = pale_patch_photo()
+    with pytest.raises(ValueError, match="one size"):
+        refine_lesion_by_colour(
+            rgb[:100],
+            lesion,
+            np.ones(lesion.shape, bool),
+            threshold=0.5,
+            sure_lesion=0.8,
+            sure_normal=0.05,
+            iterations=3,
+            long_side=0,
+        )
+
+
+def test_predictor_refines_by_colour_when_the_metadata_says_and_needs_the_photo(
+    tiny_model_dir,
+):
+    rgb, lesion, truth = pale_patch_photo()
+    predictor = Predictor.from_folder(tiny_model_dir)
+    predictor.metadata = dataclasses.replace(
+        predictor.metadata, lesion_postprocess={"colour_iterations": 3, "colour_long_side": 0}
+    )
+    prediction = Prediction(skin=np.ones_like(lesion), lesion=lesion)
+    with pytest.raises(ValueError, match="pass the photo"):
+        predictor.masks(prediction)
+    skin, refined = predictor.masks(prediction, rgb)
+    assert dice(refined, truth) > 0.95 and skin.all()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"colour_iterations": -1},
+        {"colour_sure_lesion": 0.05, "colour_sure_normal": 0.05},
+        {"colour_sure_lesion": 1.2},
+    ],
+)
+def test_out_of_range_colour_settings_are_refused(bad):
+    with pytest.raises(ValueError):
+        LesionPostprocess(**bad)

@@ -434,6 +434,30 @@ def test_cross_validation_script_pools_every_folds_last_epoch(tmp_path):
     assert sorted(c["case_id"] for c in pooled["cases"]) == [f"case{i:02d}" for i in range(8)]
     assert pooled["mean"]["n_patients"] == 4
     assert "ci95_by_patient" in pooled["mean"]
+    # The same folds scored with another lesion clean-up; a bad one is refused by name.
+    evaluate = [
+        sys.executable,
+        str(script),
+        "evaluate",
+        *map(str, runs),
+        "--dataset",
+        str(dataset),
+    ]
+    refined_file = tmp_path / "cv-colour.json"
+    colour = '{"colour_iterations": 2, "colour_long_side": 0}'
+    done = subprocess.run(
+        evaluate + ["--out", str(refined_file), "--lesion-postprocess", colour],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(refined_file.read_text())["lesion_postprocess"] == json.loads(colour)
+    done = subprocess.run(
+        evaluate + ["--lesion-postprocess", '{"colour_iterations": -1}'],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode != 0 and "colour_iterations" in done.stderr
     done = subprocess.run(
         [sys.executable, str(script), "summary", *map(str, runs), "--dataset", "d"],
         capture_output=True,

@@ -48,7 +48,7 @@ def load_segmenter(checkpoint: str | None, device: str, tta: bool) -> Segmenter:
     log.info("model %s from %s", predictor.metadata.model_id, folder)
 
     def segment(rgb):
-        return predictor.masks(predictor.predict(rgb))
+        return predictor.masks(predictor.predict(rgb), rgb)
 
     return segment
 

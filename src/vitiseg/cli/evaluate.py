@@ -48,7 +48,8 @@ def task(cfg: DictConfig) -> int:
     if truth is not None:
 
         def predict_masks(case):
-            return predictor.masks(predictor.predict(read_rgb(case.image_path)))
+            rgb = read_rgb(case.image_path)
+            return predictor.masks(predictor.predict(rgb), rgb)
 
         agreement = vasi_agreement(cases, truth, load_vasi_config(cfg.vasi), predict_masks)
         summary["vasi_vs_truth"] = agreement.to_dict()

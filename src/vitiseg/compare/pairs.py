@@ -122,7 +122,7 @@ def compare_photos(
         baseline_rgb: (H, W, 3) uint8 baseline photo.
         followup_rgb: (H', W', 3) uint8 follow-up photo.
         segment: Photo -> (skin, lesion) (H, W) bool masks, e.g. a predictor's
-            ``lambda rgb: predictor.masks(predictor.predict(rgb))``.
+            ``lambda rgb: predictor.masks(predictor.predict(rgb), rgb)``.
         region: VASI region name.
         align_method: ``"features"`` or ``"none"`` (photos already registered).
         align_settings: Alignment settings; None for the defaults.

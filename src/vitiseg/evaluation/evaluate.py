@@ -68,7 +68,7 @@ def _fraction(lesion: np.ndarray, skin: np.ndarray) -> float:
 def evaluate_case(predictor: Predictor, case: Case, *, keep_masks: bool = False) -> CaseResult:
     rgb = read_rgb(case.image_path)
     prediction = predictor.predict(rgb)
-    skin_pred, lesion_pred = predictor.masks(prediction)
+    skin_pred, lesion_pred = predictor.masks(prediction, rgb)
     truth = {
         kind: (read_mask(p) if (p := case.mask_path(kind)) else None)
         for kind in ("skin", "lesion")

@@ -16,6 +16,8 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from vitiseg.inference.colour_refine import refine_lesion_by_colour
+
 
 @dataclass(frozen=True)
 class LesionPostprocess:
@@ -26,12 +28,21 @@ class LesionPostprocess:
     close_fraction: diameter of the closing disc, as a share of the longer side (0 = off).
     min_area_fraction: lesion components smaller than this share of the image are dropped.
     fill_holes: fill pigmented islands fully enclosed by a lesion.
+    colour_iterations: GrabCut iterations of the colour refinement
+        (vitiseg.inference.colour_refine; 0 = off). Needs the photo.
+    colour_sure_lesion, colour_sure_normal: lesion probabilities at or beyond which the
+        refinement takes a pixel as lesion / normal skin for certain.
+    colour_long_side: the refinement's working resolution (longer side, pixels).
     """
 
     skin_gate: float = 0.0
     close_fraction: float = 0.0
     min_area_fraction: float = 0.0
     fill_holes: bool = False
+    colour_iterations: int = 0
+    colour_sure_lesion: float = 0.8
+    colour_sure_normal: float = 0.05
+    colour_long_side: int = 512
 
     def __post_init__(self) -> None:
         if not 0 <= self.skin_gate < 1:
@@ -40,6 +51,13 @@ class LesionPostprocess:
             raise ValueError(f"close_fraction must lie in [0, 0.5), got {self.close_fraction}")
         if not 0 <= self.min_area_fraction < 1:
             raise ValueError(f"min_area_fraction must lie in [0, 1), got {self.min_area_fraction}")
+        if self.colour_iterations < 0 or self.colour_long_side < 0:
+            raise ValueError("colour_iterations and colour_long_side must not be negative")
+        if not 0 <= self.colour_sure_normal < self.colour_sure_lesion <= 1:
+            raise ValueError(
+                "need 0 <= colour_sure_normal < colour_sure_lesion <= 1, got "
+                f"{self.colour_sure_normal} and {self.colour_sure_lesion}"
+            )
 
     @property
     def cleans(self) -> bool:
@@ -48,7 +66,7 @@ class LesionPostprocess:
 
     @property
     def is_identity(self) -> bool:
-        return not (self.skin_gate or self.cleans)
+        return not (self.skin_gate or self.cleans or self.colour_iterations)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -61,6 +79,10 @@ class LesionPostprocess:
             close_fraction=float(data.get("close_fraction", 0.0)),
             min_area_fraction=float(data.get("min_area_fraction", 0.0)),
             fill_holes=bool(data.get("fill_holes", False)),
+            colour_iterations=int(data.get("colour_iterations", 0)),
+            colour_sure_lesion=float(data.get("colour_sure_lesion", 0.8)),
+            colour_sure_normal=float(data.get("colour_sure_normal", 0.05)),
+            colour_long_side=int(data.get("colour_long_side", 512)),
         )
 
 
@@ -69,10 +91,27 @@ def lesion_mask(
     skin_probability: np.ndarray,
     threshold: float,
     setting: LesionPostprocess,
+    *,
+    rgb: np.ndarray | None = None,
+    skin_threshold: float = 0.5,
 ) -> np.ndarray:
-    """(H, W) probabilities -> the (H, W) bool lesion mask: thresholded, gated by skin,
-    cleaned."""
-    mask = lesion_probability >= threshold
+    """(H, W) probabilities -> the (H, W) bool lesion mask: thresholded (or refined by the
+    photo's colours, which needs ``rgb``), gated by skin, cleaned."""
+    if setting.colour_iterations:
+        if rgb is None:
+            raise ValueError("this model's lesion clean-up refines by colour: pass the photo")
+        mask = refine_lesion_by_colour(
+            rgb,
+            lesion_probability,
+            skin_probability >= skin_threshold,
+            threshold=threshold,
+            sure_lesion=setting.colour_sure_lesion,
+            sure_normal=setting.colour_sure_normal,
+            iterations=setting.colour_iterations,
+            long_side=setting.colour_long_side,
+        )
+    else:
+        mask = lesion_probability >= threshold
     if setting.skin_gate:
         mask &= skin_probability >= setting.skin_gate
     # ``mask`` is a fresh array: no copy needed when nothing is cleaned (12 MB per 12 MP).

@@ -154,15 +154,21 @@ class Predictor:
                 uncertainty = cv2.resize(uncertainty, size, interpolation=cv2.INTER_LINEAR)
         return Prediction(skin=probabilities[0], lesion=probabilities[1], uncertainty=uncertainty)
 
-    def masks(self, prediction: Prediction) -> tuple[np.ndarray, np.ndarray]:
+    def masks(
+        self, prediction: Prediction, rgb: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Thresholded (skin, lesion) bool masks, the lesion cleaned up as the model's
-        metadata says; lesion is kept inside skin ∪ lesion."""
+        metadata says (a colour refinement needs the photo, ``rgb``); lesion is kept inside
+        skin ∪ lesion."""
         thresholds = self.metadata.thresholds
+        skin_threshold = thresholds.get("skin", 0.5)
         lesion = lesion_mask(
             prediction.lesion,
             prediction.skin,
             thresholds.get("lesion", 0.5),
             LesionPostprocess.from_dict(self.metadata.lesion_postprocess),
+            rgb=rgb,
+            skin_threshold=skin_threshold,
         )
-        skin = (prediction.skin >= thresholds.get("skin", 0.5)) | lesion
+        skin = (prediction.skin >= skin_threshold) | lesion
         return skin, lesion

@@ -265,7 +265,7 @@ def _score_pixels(
 ) -> dict:
     height, width = rgb.shape[:2]
     prediction = predictor.predict(rgb)
-    skin, lesion = predictor.masks(prediction)
+    skin, lesion = predictor.masks(prediction, rgb)
     quality = assess_quality(
         rgb, skin, prediction.lesion, prediction.uncertainty, settings.quality
     )
