@@ -1,12 +1,12 @@
 """Refine the network's lesion mask with the photo's own colours (GrabCut seeded by it).
 
 One probability threshold serves every photo, but how white a patch looks against the skin
-around it depends on that photo's skin tone, light and camera. On very light skin the network
-finds only the palest cores of the patches; on dark skin it can spread into lighter folds.
-GrabCut (OpenCV) fits colour models of lesion and normal skin to THIS photo, seeded by the
-pixels the network is sure about, and relabels the uncertain ones with a smoothness term, so
-the outline follows the photo's own colour edge. Measured on out-of-fold predictions of the
-cross-validated recipe (docs/model.md, "Colour refinement").
+around it depends on that photo's skin tone, light and camera. GrabCut (OpenCV) fits colour
+models of lesion and normal skin to THIS photo, seeded by the pixels the network is sure
+about, and relabels the uncertain ones with a smoothness term, so the outline can follow the
+photo's own colour edge. Off unless a model's metadata turns it on: it raised lesion Dice on
+the cross-validation folds it was tuned on but not on held-out patients (docs/model.md,
+session 10).
 """
 
 from __future__ import annotations

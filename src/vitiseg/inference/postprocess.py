@@ -40,7 +40,7 @@ class LesionPostprocess:
     min_area_fraction: float = 0.0
     fill_holes: bool = False
     colour_iterations: int = 0
-    colour_sure_lesion: float = 0.8
+    colour_sure_lesion: float = 0.9
     colour_sure_normal: float = 0.05
     colour_long_side: int = 512
 
@@ -80,7 +80,7 @@ class LesionPostprocess:
             min_area_fraction=float(data.get("min_area_fraction", 0.0)),
             fill_holes=bool(data.get("fill_holes", False)),
             colour_iterations=int(data.get("colour_iterations", 0)),
-            colour_sure_lesion=float(data.get("colour_sure_lesion", 0.8)),
+            colour_sure_lesion=float(data.get("colour_sure_lesion", 0.9)),
             colour_sure_normal=float(data.get("colour_sure_normal", 0.05)),
             colour_long_side=int(data.get("colour_long_side", 512)),
         )
