@@ -128,11 +128,9 @@ def pale_patch_photo() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return rgb, lesion, truth
 
 
-def test_colour_refinement_grows_a_sure_core_to_the_patch_the_photo_shows():
-    rgb, lesion, truth = pale_patch_photo()
-    skin = np.ones_like(truth)
-    before = rgb.copy(), lesion.copy()
-    refined = refine_lesion_by_colour(
+def refine(rgb, lesion, skin, long_side=0):
+    """The colour refinement at fixed settings, at the photo's size unless told."""
+    return refine_lesion_by_colour(
         rgb,
         lesion,
         skin,
@@ -140,8 +138,15 @@ def test_colour_refinement_grows_a_sure_core_to_the_patch_the_photo_shows():
         sure_lesion=0.8,
         sure_normal=0.05,
         iterations=3,
-        long_side=0,
+        long_side=long_side,
     )
+
+
+def test_colour_refinement_grows_a_sure_core_to_the_patch_the_photo_shows():
+    rgb, lesion, truth = pale_patch_photo()
+    skin = np.ones_like(truth)
+    before = rgb.copy(), lesion.copy()
+    refined = refine(rgb, lesion, skin)
     plain = lesion >= 0.5
     assert dice(plain, truth) < 0.3
     assert dice(refined, truth) > 0.95
@@ -153,16 +158,7 @@ def test_colour_refinement_at_a_working_size_and_never_outside_skin():
     rgb, lesion, truth = pale_patch_photo()
     skin = np.ones_like(truth)
     skin[:, 90:] = False  # the right part of the patch is, say, a white sleeve
-    refined = refine_lesion_by_colour(
-        rgb,
-        lesion,
-        skin,
-        threshold=0.5,
-        sure_lesion=0.8,
-        sure_normal=0.05,
-        iterations=3,
-        long_side=80,
-    )
+    refined = refine(rgb, lesion, skin, long_side=80)
     assert refined.shape == truth.shape
     assert not (refined & ~skin).any()
     assert dice(refined, truth & skin) > 0.9
@@ -172,32 +168,14 @@ def test_colour_refinement_keeps_the_threshold_without_sure_seeds():
     rgb, lesion, _ = pale_patch_photo()
     lesion = np.clip(lesion, 0.1, 0.6)  # nothing sure either way
     skin = np.ones(lesion.shape, bool)
-    refined = refine_lesion_by_colour(
-        rgb,
-        lesion,
-        skin,
-        threshold=0.5,
-        sure_lesion=0.8,
-        sure_normal=0.05,
-        iterations=3,
-        long_side=0,
-    )
+    refined = refine(rgb, lesion, skin)
     np.testing.assert_array_equal(refined, lesion >= 0.5)
 
 
 def test_colour_refinement_refuses_mismatched_sizes():
     rgb, lesion, _ = pale_patch_photo()
     with pytest.raises(ValueError, match="one size"):
-        refine_lesion_by_colour(
-            rgb[:100],
-            lesion,
-            np.ones(lesion.shape, bool),
-            threshold=0.5,
-            sure_lesion=0.8,
-            sure_normal=0.05,
-            iterations=3,
-            long_side=0,
-        )
+        refine(rgb[:100], lesion, np.ones(lesion.shape, bool))
 
 
 def test_predictor_refines_by_colour_when_the_metadata_says_and_needs_the_photo(
