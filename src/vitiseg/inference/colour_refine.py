@@ -43,7 +43,6 @@ def refine_lesion_by_colour(
             f"photo {rgb.shape[:2]}, lesion {lesion_probability.shape} and skin "
             f"{skin_mask.shape} must share one size"
         )
-    plain = (lesion_probability >= threshold) & skin_mask
     scale = long_side / max(height, width) if long_side else 1.0
     if scale < 1:
         small_rgb = resize_long_side(rgb, long_side)
@@ -56,10 +55,10 @@ def refine_lesion_by_colour(
     seeds[probability >= threshold] = cv2.GC_PR_FGD
     seeds[probability >= sure_lesion] = cv2.GC_FGD
     seeds[(probability <= sure_normal) | ~skin] = cv2.GC_BGD
-    if (seeds == cv2.GC_FGD).sum() < MIN_SEED_PIXELS or (
-        seeds == cv2.GC_BGD
-    ).sum() < MIN_SEED_PIXELS:
-        return plain
+    sure_lesion_pixels = np.count_nonzero(seeds == cv2.GC_FGD)
+    sure_normal_pixels = np.count_nonzero(seeds == cv2.GC_BGD)
+    if min(sure_lesion_pixels, sure_normal_pixels) < MIN_SEED_PIXELS:
+        return (lesion_probability >= threshold) & skin_mask
     background_model = np.zeros((1, 65), np.float64)
     foreground_model = np.zeros((1, 65), np.float64)
     cv2.grabCut(

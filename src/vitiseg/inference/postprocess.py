@@ -31,7 +31,8 @@ class LesionPostprocess:
     colour_iterations: GrabCut iterations of the colour refinement
         (vitiseg.inference.colour_refine; 0 = off). Needs the photo.
     colour_sure_lesion, colour_sure_normal: lesion probabilities at or beyond which the
-        refinement takes a pixel as lesion / normal skin for certain.
+        refinement takes a pixel as lesion / normal skin for certain (defaults: the
+        setting measured in docs/model.md, session 10).
     colour_long_side: the refinement's working resolution (longer side, pixels).
     """
 
@@ -41,7 +42,7 @@ class LesionPostprocess:
     fill_holes: bool = False
     colour_iterations: int = 0
     colour_sure_lesion: float = 0.9
-    colour_sure_normal: float = 0.05
+    colour_sure_normal: float = 0.02
     colour_long_side: int = 512
 
     def __post_init__(self) -> None:
@@ -81,7 +82,7 @@ class LesionPostprocess:
             fill_holes=bool(data.get("fill_holes", False)),
             colour_iterations=int(data.get("colour_iterations", 0)),
             colour_sure_lesion=float(data.get("colour_sure_lesion", 0.9)),
-            colour_sure_normal=float(data.get("colour_sure_normal", 0.05)),
+            colour_sure_normal=float(data.get("colour_sure_normal", 0.02)),
             colour_long_side=int(data.get("colour_long_side", 512)),
         )
 
