@@ -43,14 +43,13 @@ def refine_lesion_by_colour(
             f"photo {rgb.shape[:2]}, lesion {lesion_probability.shape} and skin "
             f"{skin_mask.shape} must share one size"
         )
-    scale = long_side / max(height, width) if long_side else 1.0
-    if scale < 1:
-        small_rgb = resize_long_side(rgb, long_side)
-        size = (small_rgb.shape[1], small_rgb.shape[0])
-        probability = cv2.resize(lesion_probability, size, interpolation=cv2.INTER_AREA)
-        skin = cv2.resize(skin_mask.astype(np.float32), size, interpolation=cv2.INTER_AREA) >= 0.5
+    small_rgb = resize_long_side(rgb, long_side) if long_side else rgb
+    shrunk = small_rgb.shape[:2] != (height, width)
+    if shrunk:
+        probability = resize_long_side(lesion_probability, long_side)
+        skin = resize_long_side(skin_mask.astype(np.uint8), long_side, nearest=True) > 0
     else:
-        small_rgb, probability, skin = rgb, lesion_probability, skin_mask
+        probability, skin = lesion_probability, skin_mask
     seeds = np.full(probability.shape, cv2.GC_PR_BGD, np.uint8)
     seeds[probability >= threshold] = cv2.GC_PR_FGD
     seeds[probability >= sure_lesion] = cv2.GC_FGD
@@ -71,7 +70,7 @@ def refine_lesion_by_colour(
         cv2.GC_INIT_WITH_MASK,
     )
     refined = (seeds == cv2.GC_FGD) | (seeds == cv2.GC_PR_FGD)
-    if scale < 1:
+    if shrunk:
         # Linear upsampling of the 0/1 mask then 0.5: smooth outlines, not blocks.
         upsampled = cv2.resize(
             refined.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR
