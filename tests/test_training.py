@@ -17,7 +17,13 @@ import pytest
 import torch
 
 from tests.conftest import make_tiny_dataset
-from vitiseg.data.augment import AugmentSettings, swap_background, training_transform
+from vitiseg.data.augment import (
+    AugmentSettings,
+    PaleSkinTone,
+    pale_tone,
+    swap_background,
+    training_transform,
+)
 from vitiseg.data.dataset_format import load_dataset
 from vitiseg.data.resize import resize_long_side
 from vitiseg.data.splits import load_split, patient_folds, patients_overlap, split_by_patient
@@ -178,6 +184,32 @@ def test_background_swap_repaints_only_known_background(tmp_path):
         assert torch.equal(sample["image"], plain["image"]) is not changes
     with pytest.raises(ValueError, match="background_swap"):
         AugmentSettings(background_swap=1.5)
+
+
+def _lab(rgb: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(rgb.astype(np.float32) / 255, cv2.COLOR_RGB2LAB)
+
+
+def test_pale_tone_lightens_brown_skin_more_than_white_patches_and_keeps_the_mask():
+    photo = np.zeros((8, 16, 3), np.uint8)
+    photo[:, :8] = (140, 95, 70)  # brown skin, L* about 45
+    photo[:, 8:] = (225, 205, 195)  # depigmented patch, L* about 84
+    before, after = _lab(photo), _lab(pale_tone(photo, 0.6, 0.7))
+    lift_skin = after[0, 0, 0] - before[0, 0, 0]
+    lift_patch = after[0, 15, 0] - before[0, 15, 0]
+    assert lift_skin > 10 and 0 < lift_patch < lift_skin / 2
+    assert abs(after[0, 0, 2]) < abs(before[0, 0, 2])  # less yellow: paler skin
+    assert np.abs(pale_tone(photo, 1.0, 1.0).astype(int) - photo).max() <= 1
+
+    # Image-only: the masks come through the whole pipeline untouched.
+    transform = training_transform(AugmentSettings(crop=16, pale_skin=1.0, colour=0))
+    assert any(isinstance(t, PaleSkinTone) and t.p == 1.0 for t in transform.transforms)
+    masks = np.random.default_rng(0).integers(0, 2, (8, 16)).astype(np.uint8)
+    transform = A.Compose([PaleSkinTone(p=1.0)])
+    out = transform(image=photo, mask=masks)
+    assert np.array_equal(out["mask"], masks) and not np.array_equal(out["image"], photo)
+    with pytest.raises(ValueError, match="pale_skin"):
+        AugmentSettings(pale_skin=-0.1)
 
 
 def test_augmentation_differs_across_epochs_and_samples_but_repeats_per_seed(tiny_dataset):

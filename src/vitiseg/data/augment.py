@@ -23,10 +23,55 @@ class AugmentSettings:
     # Probability of painting a plain light backdrop behind photos whose skin is fully
     # annotated: clinic walls, sheets and shirts are white, and web photos rarely are.
     background_swap: float = 0.0
+    # Probability of re-toning a photo as paler skin (``pale_tone``): light skin is scarce in
+    # the labelled photos, and on it lesions and normal skin differ least.
+    pale_skin: float = 0.0
 
     def __post_init__(self) -> None:
-        if not 0 <= self.background_swap <= 1:
-            raise ValueError(f"background_swap must lie in [0, 1], got {self.background_swap}")
+        for name in ("background_swap", "pale_skin"):
+            value = getattr(self, name)
+            if not 0 <= value <= 1:
+                raise ValueError(f"{name} must lie in [0, 1], got {value}")
+
+
+def pale_tone(rgb: np.ndarray, lightness_gamma: float, chroma_scale: float) -> np.ndarray:
+    """``rgb`` (H, W, 3) uint8 re-toned in CIELAB: L* -> 100 (L*/100)^gamma, a*, b* scaled.
+
+    With gamma < 1 the curve is concave, so brown skin lightens much more than white
+    patches already near the top; the gap between them shrinks as it does on light skin,
+    without the label being used (a label-driven edit would paint the coarse polygons in).
+    """
+    lab = cv2.cvtColor(rgb.astype(np.float32) * (1 / 255.0), cv2.COLOR_RGB2LAB)
+    lab[..., 0] = 100.0 * np.power(np.clip(lab[..., 0], 0, 100) / 100.0, lightness_gamma)
+    lab[..., 1:] *= chroma_scale
+    out = cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
+    return np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
+
+
+class PaleSkinTone(A.ImageOnlyTransform):
+    """Albumentations wrapper of :func:`pale_tone` with random gamma and chroma scale."""
+
+    def __init__(
+        self,
+        gamma_range: tuple[float, float] = (0.5, 0.8),
+        chroma_range: tuple[float, float] = (0.5, 0.85),
+        p: float = 0.5,
+    ) -> None:
+        super().__init__(p=p)
+        self.gamma_range = gamma_range
+        self.chroma_range = chroma_range
+
+    def get_params(self) -> dict[str, float]:
+        return {
+            "lightness_gamma": self.py_random.uniform(*self.gamma_range),
+            "chroma_scale": self.py_random.uniform(*self.chroma_range),
+        }
+
+    def apply(self, img: np.ndarray, lightness_gamma: float, chroma_scale: float, **params):
+        return pale_tone(img, lightness_gamma, chroma_scale)
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("gamma_range", "chroma_range")
 
 
 def training_transform(settings: AugmentSettings) -> A.Compose:
@@ -52,6 +97,7 @@ def training_transform(settings: AugmentSettings) -> A.Compose:
             A.HorizontalFlip(p=0.5),
             A.VerticalFlip(p=0.2),
             A.RandomRotate90(p=0.3),
+            PaleSkinTone(p=settings.pale_skin),
             # Lighting and white balance vary between clinics and phones.
             A.RandomBrightnessContrast(0.25 * c, 0.25 * c, p=0.7 * min(c, 1)),
             A.RandomGamma((80, 125), p=0.3 * min(c, 1)),
