@@ -620,9 +620,11 @@ def test_report_escapes_every_name_and_value(tmp_path, predictor):
 
 
 def textured(height: int = 400, width: int = 400, seed: int = 0) -> np.ndarray:
+    """A sharp, well-exposed photo in brown-skin tones (typology angle about -10 degrees)."""
     rng = np.random.default_rng(seed)
-    base = rng.integers(60, 200, size=(height // 8, width // 8, 3), dtype=np.uint8)
-    return cv2.resize(base, (width, height), interpolation=cv2.INTER_NEAREST)
+    grey = rng.integers(60, 200, size=(height // 8, width // 8, 1)).astype(np.float32)
+    base = np.clip(grey * np.array([1.0, 0.68, 0.48], np.float32) + 20, 0, 255)
+    return cv2.resize(base.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST)
 
 
 def test_quality_flags_each_fire_on_their_defect_and_not_on_a_good_photo():
@@ -650,6 +652,21 @@ def test_quality_flags_each_fire_on_their_defect_and_not_on_a_good_photo():
     assert "low_confidence" in assess_quality(good, skin, uncertainty=spread).flags
     sure = np.where(skin, 0.95, 0.02).astype(np.float32)
     assert assess_quality(good, skin, lesion_probability=sure).flags == ()
+
+    light = good.copy()
+    light[skin] = np.clip(good[skin].astype(np.int16) // 4 + (205, 175, 160), 0, 255)
+    report = assess_quality(light, skin)
+    assert "light_skin" in report.flags and report.ita_deg > 41
+    # White patches are not the skin's tone: only the normal skin the model found counts.
+    patchy = good.copy()
+    patches = skin.copy()
+    patches[50:300] = False  # patches cover the bottom sixth of the skin ...
+    patchy[patches] = (245, 240, 236)
+    assert assess_quality(patchy, skin, lesion=patches).flags == ()
+    patches[50:250, 50:350] = skin[50:250, 50:350]  # ... then most of it
+    patchy[patches] = (245, 240, 236)
+    assert "light_skin" in assess_quality(patchy, skin).flags
+    assert assess_quality(patchy, skin, lesion=patches).flags == ()
 
 
 def test_quality_config_defaults_equal_the_shipped_yaml():

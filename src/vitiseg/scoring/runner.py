@@ -267,7 +267,7 @@ def _score_pixels(
     prediction = predictor.predict(rgb)
     skin, lesion = predictor.masks(prediction, rgb)
     quality = assess_quality(
-        rgb, skin, prediction.lesion, prediction.uncertainty, settings.quality
+        rgb, skin, prediction.lesion, prediction.uncertainty, settings.quality, lesion=lesion
     )
     files: dict[str, str] = {}
     if settings.write_masks and prediction.uncertainty is not None:
