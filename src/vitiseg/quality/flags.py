@@ -30,8 +30,8 @@ FLAG_DESCRIPTIONS: Mapping[str, str] = {
     "little_skin": "little skin found: the model found little skin in the photo",
     "low_confidence": "low model confidence: many ambiguous or unstable lesion pixels",
     "light_skin": (
-        "light skin (high typology angle): the model misses many lesions on light skin; "
-        "check the lesion mask by eye"
+        "light skin (high typology angle): the default model missed many lesions on light "
+        "skin in validation; check the lesion mask by eye"
     ),
 }
 FLAG_NAMES: tuple[str, ...] = tuple(FLAG_DESCRIPTIONS)
