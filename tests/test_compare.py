@@ -350,3 +350,26 @@ def test_compare_command_without_a_model_says_so(tmp_path):
     done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 2
     assert "no vitiseg model folder" in done.stderr + done.stdout
+
+
+def test_a_comparison_of_light_skin_carries_the_light_skin_note():
+    skin, before, after = face_visits()
+    notes = {}
+    for tone in ("brown", "light"):
+        photo = np.full((*skin.shape, 3), (190, 140, 110) if tone == "brown" else (235, 215, 200))
+        photo = photo.astype(np.uint8)
+        photo[before] = (245, 240, 236)
+        result = compare_photos(
+            photo,
+            photo.copy(),
+            lambda rgb, photo=photo: (skin, before if rgb is photo else after),
+            "face",
+            align_method="none",
+            config=EXACT,
+        )
+        notes[tone] = result.comparison.notes
+    assert not any("light skin" in note for note in notes["brown"])
+    assert [n.split(":")[0] for n in notes["light"] if "light skin" in n] == [
+        "baseline photo",
+        "follow-up photo",
+    ]

@@ -7,6 +7,7 @@ this module needs no torch and tests can inject masks.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -33,6 +34,7 @@ from vitiseg.io.atomic import (
     write_png_atomic,
     write_text_atomic,
 )
+from vitiseg.quality import FLAG_DESCRIPTIONS, QualityConfig, assess_quality
 from vitiseg.vasi import VasiConfig
 
 logger = logging.getLogger(__name__)
@@ -115,8 +117,12 @@ def compare_photos(
     body_surface_cm2: float | None = None,
     tolerance_px: int = 0,
     config: VasiConfig | None = None,
+    quality: QualityConfig | None = None,
 ) -> PairResult:
     """Align the follow-up to the baseline, segment both and compare them.
+
+    A photo whose skin the model measures as light gets a note: the default model misses
+    many lesions there, so the change between visits needs a look (``light_skin`` flag).
 
     Args:
         baseline_rgb: (H, W, 3) uint8 baseline photo.
@@ -128,6 +134,7 @@ def compare_photos(
         align_settings: Alignment settings; None for the defaults.
         pixels_per_cm, followup_pixels_per_cm, body_surface_cm2, tolerance_px, config:
             As for :func:`vitiseg.compare.change.compare_masks`.
+        quality: Thresholds of the quality flags; None for the defaults.
     """
     alignment = align_photos(baseline_rgb, followup_rgb, align_method, align_settings)
     baseline_skin, baseline_lesion = segment(baseline_rgb)
@@ -145,6 +152,17 @@ def compare_photos(
         tolerance_px=tolerance_px,
         config=config,
     )
+    visits = (
+        ("baseline", baseline_rgb, baseline_skin, baseline_lesion),
+        ("follow-up", followup_rgb, followup_skin, followup_lesion),
+    )
+    light = [
+        f"{visit} photo: {FLAG_DESCRIPTIONS['light_skin']}"
+        for visit, rgb, skin, lesion in visits
+        if "light_skin" in assess_quality(rgb, skin, config=quality, lesion=lesion).flags
+    ]
+    if light:
+        comparison = dataclasses.replace(comparison, notes=(*comparison.notes, *light))
     aligned = warp_to_baseline(followup_rgb, alignment) if comparison.labels is not None else None
     return PairResult(comparison=comparison, aligned_followup=aligned)
 
