@@ -545,6 +545,9 @@ def test_training_command_end_to_end(tmp_path):
     low, high = summary["mean"]["ci95_by_patient"]["lesion_dice"]
     assert low <= summary["mean"]["lesion"]["dice"] <= high
     assert summary["mean"]["n_patients"] == 3
+    assert all(isinstance(case["quality_flags"], list) for case in summary["cases"])
+    raised = {flag for case in summary["cases"] for flag in case["quality_flags"]}
+    assert set(summary["by_quality_flag"]) == raised
     assert "[" in (evaluation / "summary.md").read_text()
     assert (evaluation / "worst_cases" / "index.html").is_file()
 
@@ -640,3 +643,33 @@ def test_default_recipe_configs_weight_the_folders_their_commands_name(
     if len(specs) > 1:  # every folder the recipe's command names has its own share
         assert all(spec.label in cfg.dataset_weights for spec in specs)
     assert settings_from_config(cfg).max_minutes is not None
+
+
+def test_evaluation_summary_compares_flagged_with_unflagged_cases():
+    from vitiseg.evaluation.evaluate import CaseResult, markdown_table, summarise
+    from vitiseg.metrics.segmentation import score_masks
+
+    truth = np.zeros((20, 20), bool)
+    truth[5:15, 5:15] = True
+    half = truth.copy()
+    half[5:10] = False  # Dice 2/3
+    results = [
+        CaseResult(
+            f"c{i}", f"p{i}", score_masks(pred, truth), None, None, 0.1, "ita_tan", 20.0, flags
+        )
+        for i, (pred, flags) in enumerate(
+            [(truth, ()), (truth, ()), (half, ("light_skin",)), (~truth, ("light_skin", "blur"))]
+        )
+    ]
+    summary = summarise(results)
+    assert set(summary["by_quality_flag"]) == {"light_skin", "blur"}
+    light = summary["by_quality_flag"]["light_skin"]
+    assert light["flagged"]["n_cases"] == 2 and light["not_flagged"]["n_cases"] == 2
+    assert light["flagged"]["lesion"]["dice"] == pytest.approx((2 / 3 + 0) / 2)
+    assert light["not_flagged"]["lesion"]["dice"] == pytest.approx(1.0)
+    assert summary["by_quality_flag"]["blur"]["flagged"]["n_cases"] == 1
+    table = markdown_table(summary)
+    assert (
+        "| flag light_skin | 2 (2) | 0.333" in table and "| no light_skin | 2 (2) | 1.000" in table
+    )
+    assert summary["cases"][2]["quality_flags"] == ["light_skin"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from vitiseg.cli._hydra import output_dir, run_hydra
 from vitiseg.data.dataset_format import load_dataset
@@ -22,6 +22,7 @@ from vitiseg.evaluation.vasi_truth import load_truth, vasi_agreement, write_blan
 from vitiseg.inference.factory import predictor_from_config
 from vitiseg.io.atomic import write_json_atomic, write_text_atomic
 from vitiseg.io.images import read_rgb
+from vitiseg.quality import quality_config_from_mapping
 from vitiseg.vasi import load_vasi_config
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,8 @@ def task(cfg: DictConfig) -> int:
     if not cases:
         raise ValueError(f"{dataset}: no cases to evaluate (split={cfg.split})")
     predictor, model_dir = predictor_from_config(cfg.checkpoint, cfg.infer)
-    results = evaluate_cases(predictor, cases)
+    quality = quality_config_from_mapping(OmegaConf.to_container(cfg.quality))
+    results = evaluate_cases(predictor, cases, quality)
     summary = summarise(results)
     summary["model"] = {"folder": str(model_dir), "model_id": predictor.metadata.model_id}
     summary["dataset"] = {"path": str(dataset), "split": cfg.split, "n_cases": len(cases)}
@@ -59,7 +61,9 @@ def task(cfg: DictConfig) -> int:
     write_text_atomic(out / "summary.md", table)
     worst = worst_cases(results, int(cfg.gallery))
     by_id = {c.case_id: c for c in cases}
-    detailed = [evaluate_case(predictor, by_id[r.case_id], keep_masks=True) for r in worst]
+    detailed = [
+        evaluate_case(predictor, by_id[r.case_id], keep_masks=True, quality=quality) for r in worst
+    ]
     gallery = write_gallery(detailed, out / "worst_cases")
     print(table)
     print(f"summary: {out / 'summary.json'}\nworst cases: {gallery}")

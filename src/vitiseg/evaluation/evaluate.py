@@ -3,7 +3,9 @@
 Only outputs with a mask are scored (a missing mask is "not annotated"). The
 affected fraction (lesion share of skin) needs both masks. Strata use the case's
 Fitzpatrick type when cases.csv gives one, else the ITA measured on the true (or,
-without a skin mask, predicted) normal skin.
+without a skin mask, predicted) normal skin. Each case also gets the quality flags scoring
+would raise, and the summary compares flagged with unflagged cases, so a user can see on
+their own labelled photos whether a flag marks the photos the model gets wrong.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from vitiseg.io.images import read_mask, read_rgb
 from vitiseg.metrics.confidence import patient_bootstrap_ci
 from vitiseg.metrics.segmentation import MaskScores, mean_scores, nan_mean, score_masks
 from vitiseg.metrics.skin_tone import individual_typology_angle, ita_category
+from vitiseg.quality import FLAG_NAMES, QualityConfig, assess_quality
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +41,7 @@ class CaseResult:
     affected_fraction_predicted: float
     stratum: str
     ita_deg: float | None
+    quality_flags: tuple[str, ...] = ()
     masks: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
 
     @property
@@ -57,6 +61,7 @@ class CaseResult:
             "affected_fraction_true": self.affected_fraction_true,
             "affected_fraction_predicted": self.affected_fraction_predicted,
             "affected_fraction_error": self.affected_fraction_error,
+            "quality_flags": list(self.quality_flags),
         }
 
 
@@ -65,10 +70,20 @@ def _fraction(lesion: np.ndarray, skin: np.ndarray) -> float:
     return float(np.count_nonzero(lesion)) / visible if visible else 0.0
 
 
-def evaluate_case(predictor: Predictor, case: Case, *, keep_masks: bool = False) -> CaseResult:
+def evaluate_case(
+    predictor: Predictor,
+    case: Case,
+    *,
+    keep_masks: bool = False,
+    quality: QualityConfig | None = None,
+) -> CaseResult:
     rgb = read_rgb(case.image_path)
     prediction = predictor.predict(rgb)
     skin_pred, lesion_pred = predictor.masks(prediction, rgb)
+    # As scoring raises them: from the photo and the model's output only, never the truth.
+    flags = assess_quality(
+        rgb, skin_pred, prediction.lesion, prediction.uncertainty, quality, lesion=lesion_pred
+    ).flags
     truth = {
         kind: (read_mask(p) if (p := case.mask_path(kind)) else None)
         for kind in ("skin", "lesion")
@@ -113,13 +128,16 @@ def evaluate_case(predictor: Predictor, case: Case, *, keep_masks: bool = False)
         _fraction(lesion_pred, skin_pred),
         stratum,
         ita,
+        flags,
         masks,
     )
 
 
-def evaluate_cases(predictor: Predictor, cases: Sequence[Case]) -> list[CaseResult]:
+def evaluate_cases(
+    predictor: Predictor, cases: Sequence[Case], quality: QualityConfig | None = None
+) -> list[CaseResult]:
     return [
-        evaluate_case(predictor, case)
+        evaluate_case(predictor, case, quality=quality)
         for case in tqdm(cases, desc="evaluating", unit="photo", dynamic_ncols=True)
     ]
 
@@ -180,9 +198,18 @@ def summarise(results: Sequence[CaseResult]) -> dict[str, Any]:
         if len(dice_by_stratum) > 1
         else None
     )
+    by_flag = {
+        name: {
+            "flagged": block([r for r in results if name in r.quality_flags]),
+            "not_flagged": block([r for r in results if name not in r.quality_flags]),
+        }
+        for name in FLAG_NAMES
+        if any(name in r.quality_flags for r in results)
+    }
     return {
         "mean": block(results),
         "strata": stratum_blocks,
+        "by_quality_flag": by_flag,
         "lesion_dice_gap_between_strata": spread,
         "empty_mask_policy": (
             "truth and prediction both empty: Dice=IoU=1, HD95=0, sensitivity/precision "
@@ -223,6 +250,8 @@ def markdown_table(summary: dict[str, Any]) -> str:
         return fmt(value) + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
 
     groups = [("all", summary["mean"])] + list(summary["strata"].items())
+    for flag, halves in (summary.get("by_quality_flag") or {}).items():
+        groups += [(f"flag {flag}", halves["flagged"]), (f"no {flag}", halves["not_flagged"])]
     for name, block in groups:
         lesion_key = "lesion_nonempty" if block.get("lesion_nonempty") else "lesion"
         lesion = block.get(lesion_key) or {}
