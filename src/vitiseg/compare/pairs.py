@@ -156,13 +156,13 @@ def compare_photos(
         ("baseline", baseline_rgb, baseline_skin, baseline_lesion),
         ("follow-up", followup_rgb, followup_skin, followup_lesion),
     )
-    light = [
+    light_skin_notes = [
         f"{visit} photo: {FLAG_DESCRIPTIONS['light_skin']}"
         for visit, rgb, skin, lesion in visits
         if "light_skin" in assess_quality(rgb, skin, config=quality, lesion=lesion).flags
     ]
-    if light:
-        comparison = dataclasses.replace(comparison, notes=(*comparison.notes, *light))
+    if light_skin_notes:
+        comparison = dataclasses.replace(comparison, notes=(*comparison.notes, *light_skin_notes))
     aligned = warp_to_baseline(followup_rgb, alignment) if comparison.labels is not None else None
     return PairResult(comparison=comparison, aligned_followup=aligned)
 
