@@ -30,6 +30,7 @@ from vitiseg.compare.manifest import (
     write_manifest_outputs,
 )
 from vitiseg.io.atomic import write_png_atomic
+from vitiseg.quality import QualityConfig
 from vitiseg.vasi import VasiConfig
 
 # Patches are exactly the lesion pixels (no speckle merging), so a solid lesion's region
@@ -373,3 +374,40 @@ def test_a_comparison_of_light_skin_carries_the_light_skin_note():
         "baseline photo",
         "follow-up photo",
     ]
+
+
+def test_a_manifest_comparison_notes_light_skin_by_the_quality_thresholds_given(tmp_path):
+    skin, before, after = face_visits()
+    rows = ["patient_id,visit,region,image"]
+    for visit, lesion in (("V0", before), ("V1", after)):
+        photo = np.full((*skin.shape, 3), (235, 215, 200), np.uint8)  # light skin
+        photo[lesion] = (245, 240, 236)
+        write_png_atomic(tmp_path / f"{visit}.png", photo)
+        rows.append(f"p1,{visit},face,{visit}.png")
+    (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
+    by_visit = {"V0": before, "V1": after}
+
+    def segment(rgb):  # the lesion is the patch painted into the photo
+        lesion = next(m for m in by_visit.values() if (rgb[m] == (245, 240, 236)).all())
+        return skin, lesion
+
+    notes = {}
+    for name, quality in (("default", None), ("off", QualityConfig(light_skin_min_ita=180))):
+        result = compare_manifest(
+            read_manifest(tmp_path / "m.csv"),
+            segment,
+            baseline_visit="V0",
+            followup_visit="V1",
+            out_dir=tmp_path / name,
+            align_method="none",
+            config=EXACT,
+            panels=False,
+            quality=quality,
+        )
+        write_manifest_outputs(tmp_path / name, result)
+        with open(tmp_path / name / "comparison.csv", newline="") as stream:
+            (row,) = list(csv.DictReader(stream))
+        notes[name] = row["notes"]
+    assert "baseline photo: light skin" in notes["default"]
+    assert "follow-up photo: light skin" in notes["default"]
+    assert "light skin" not in notes["off"]

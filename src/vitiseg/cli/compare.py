@@ -23,6 +23,7 @@ from vitiseg.compare.manifest import (
 from vitiseg.compare.pairs import Segmenter
 from vitiseg.io.images import ImageReadError, read_rgb
 from vitiseg.paths import default_model_dir
+from vitiseg.quality import quality_config_from_mapping
 from vitiseg.vasi import load_vasi_config
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,7 @@ def _run(cfg: DictConfig) -> int:
         "align_settings": align_settings(cfg),
         "tolerance_px": int(cfg.tolerance_px),
         "config": config,
+        "quality": quality_config_from_mapping(OmegaConf.to_container(cfg.quality)),
     }
     out = output_dir()
     if photos:

@@ -39,6 +39,7 @@ from vitiseg.compare.pairs import (
 from vitiseg.data.dataset_format import find_images
 from vitiseg.io.atomic import write_json_atomic, write_text_atomic
 from vitiseg.io.images import ImageReadError, read_rgb
+from vitiseg.quality import QualityConfig
 from vitiseg.vasi import (
     RegionScore,
     Response,
@@ -228,12 +229,14 @@ def compare_manifest(
     config: VasiConfig | None = None,
     panels: bool = True,
     panel_max_side: int = 1024,
+    quality: QualityConfig | None = None,
 ) -> ManifestComparison:
     """Compare every patient's regions between two visits; pair files go to
     ``out_dir/pairs/<patient>/<region>/``.
 
     A photo that cannot be read is reported in ``failures`` and its region is left out for
-    that patient; the run goes on.
+    that patient; the run goes on. ``quality`` sets the light-skin note of each compared
+    pair (:func:`vitiseg.compare.pairs.compare_photos`); None for the default thresholds.
 
     Raises:
         ManifestError: neither visit occurs in the manifest, or a region is unknown to the
@@ -277,6 +280,7 @@ def compare_manifest(
                 config=config,
                 panels=panels,
                 panel_max_side=panel_max_side,
+                quality=quality,
             )
             outcomes.append(outcome)
         patients.append(
@@ -357,6 +361,7 @@ def _compare_pair(
     config: VasiConfig,
     panels: bool,
     panel_max_side: int,
+    quality: QualityConfig | None,
 ) -> RegionOutcome:
     baseline_rgb, followup_rgb = read_rgb(baseline.image), read_rgb(followup.image)
     result = compare_photos(
@@ -371,6 +376,7 @@ def _compare_pair(
         body_surface_cm2=baseline.body_surface_cm2 or followup.body_surface_cm2,
         tolerance_px=tolerance_px,
         config=config,
+        quality=quality,
     )
     pair_dir = Path("pairs") / _safe_name(patient_id) / _safe_name(region)
     files = write_pair_outputs(
