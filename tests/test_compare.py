@@ -411,3 +411,37 @@ def test_a_manifest_comparison_notes_light_skin_by_the_quality_thresholds_given(
     assert "baseline photo: light skin" in notes["default"]
     assert "follow-up photo: light skin" in notes["default"]
     assert "light skin" not in notes["off"]
+
+
+def test_a_manifest_region_with_several_photos_a_visit_notes_each_light_photo(tmp_path):
+    skin, before, after = face_visits()
+    rows = ["patient_id,visit,region,image"]
+    tones = {"V0a": (235, 215, 200), "V0b": (190, 140, 110), "V1a": (190, 140, 110)}
+    tones["V1b"] = (235, 215, 200)
+    lesions = {}
+    for name, tone in tones.items():
+        photo = np.full((*skin.shape, 3), tone, np.uint8)  # light or brown skin
+        lesions[name] = before if name.startswith("V0") else after
+        photo[lesions[name]] = (245, 240, 236)
+        write_png_atomic(tmp_path / f"{name}.png", photo)
+        rows.append(f"p1,{name[:2]},face,{name}.png")
+    (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
+
+    def segment(rgb):  # the lesion is the patch painted into the photo
+        painted = (rgb == (245, 240, 236)).all(axis=-1)
+        return skin, painted
+
+    result = compare_manifest(
+        read_manifest(tmp_path / "m.csv"),
+        segment,
+        baseline_visit="V0",
+        followup_visit="V1",
+        out_dir=tmp_path / "out",
+        align_method="none",
+        config=EXACT,
+        panels=False,
+    )
+    (outcome,) = result.patients[0].regions
+    assert outcome.compared and outcome.comparison is None  # scored photo by photo
+    light = [n.split(":")[0] for n in outcome.note.split(" | ") if "light skin" in n]
+    assert light == ["baseline photo V0a.png", "follow-up photo V1b.png"]

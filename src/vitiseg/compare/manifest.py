@@ -34,6 +34,7 @@ from vitiseg.compare.pairs import (
     compare_photos,
     comparison_row,
     csv_text,
+    light_skin_note,
     write_pair_outputs,
 )
 from vitiseg.data.dataset_format import find_images
@@ -310,23 +311,37 @@ def _compare_region(
         "followup_images": tuple(str(p.image) for p in followup),
     }
     config: VasiConfig = options["config"]
+    quality: QualityConfig | None = options["quality"]
+    light_skin_notes: list[str] = []
+
+    def score_all(visit: str, photos: list[ManifestPhoto]) -> tuple[RegionScore, ...]:
+        scores = []
+        for photo in photos:
+            score, note = _score_photo(photo, segment, config, quality, f"{visit} photo")
+            scores.append(score)
+            light_skin_notes.extend([note] if note else [])
+        return tuple(scores)
+
     try:
         if not baseline or not followup:
             present = baseline or followup
             missing = "baseline" if not baseline else "follow-up"
+            scores = score_all("follow-up" if not baseline else "baseline", present)
             return RegionOutcome(
                 region=region,
                 **names,
                 single_visit=present[0].visit,
-                single_visit_scores=tuple(_score_photo(p, segment, config) for p in present),
-                note=f"no {missing} photo: left out of both visits' totals",
+                single_visit_scores=scores,
+                note=" | ".join(
+                    [f"no {missing} photo: left out of both visits' totals", *light_skin_notes]
+                ),
             )
         if len(baseline) == 1 and len(followup) == 1:
             return _compare_pair(
                 patient_id, region, baseline[0], followup[0], segment, out_dir, names, **options
             )
-        baseline_scores = tuple(_score_photo(p, segment, config) for p in baseline)
-        followup_scores = tuple(_score_photo(p, segment, config) for p in followup)
+        baseline_scores = score_all("baseline", baseline)
+        followup_scores = score_all("follow-up", followup)
     except ImageReadError as error:
         failures.append(f"{patient_id}/{region}: {error}")
         logger.warning("%s/%s: %s", patient_id, region, error)
@@ -342,7 +357,12 @@ def _compare_region(
         baseline_scores=baseline_scores,
         followup_scores=followup_scores,
         response=combined,
-        note="several photos at a visit: each scored on its own and combined; no change map",
+        note=" | ".join(
+            [
+                "several photos at a visit: each scored on its own and combined; no change map",
+                *light_skin_notes,
+            ]
+        ),
     )
 
 
@@ -406,9 +426,17 @@ def _compare_pair(
     )
 
 
-def _score_photo(photo: ManifestPhoto, segment: Segmenter, config: VasiConfig) -> RegionScore:
-    skin, lesion = segment(read_rgb(photo.image))
-    return score_region(
+def _score_photo(
+    photo: ManifestPhoto,
+    segment: Segmenter,
+    config: VasiConfig,
+    quality: QualityConfig | None,
+    label: str,
+) -> tuple[RegionScore, str | None]:
+    """The photo's region score, and its light-skin note (named by ``label`` and file)."""
+    rgb = read_rgb(photo.image)
+    skin, lesion = segment(rgb)
+    score = score_region(
         skin,
         lesion,
         photo.region,
@@ -416,6 +444,7 @@ def _score_photo(photo: ManifestPhoto, segment: Segmenter, config: VasiConfig) -
         body_surface_cm2=photo.body_surface_cm2,
         config=config,
     )
+    return score, light_skin_note(f"{label} {Path(photo.image).name}", rgb, skin, lesion, quality)
 
 
 def _patient_outcome(
