@@ -2,25 +2,35 @@
 """Copy a training run's best model into models/default with its evidence.
 
     python scripts/ship_default_model.py RUN_DIR --eval NAME=EVAL_DIR [--eval ...] \
-        [--pretrain PRETRAIN_RUN_DIR] [--provenance-from configs/experiment/default_model.yaml]
+        [--pretrain PRETRAIN_RUN_DIR] [--provenance-from configs/experiment/default_model.yaml] \
+        [--last-epoch]
 
 The weights are copied unchanged (the model id stays the hash of the weights); the
 metadata gains the provenance text, the run's training time and the evaluation summaries
-(means and strata, not per-case rows) measured by vitiseg-eval.
+(means and strata, not per-case rows) measured by vitiseg-eval. ``--last-epoch`` ships the
+run's last epoch (``checkpoints/last.pt``) instead of its best-on-validation export, with
+that epoch's validation figures: cross-validation measures last epochs, and an epoch picked
+on a few validation patients flatters them.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import shutil
+import tempfile
 from pathlib import Path
 
 import yaml
 
 from vitiseg.inference.postprocess import LesionPostprocess
 from vitiseg.io.atomic import write_json_atomic
+from vitiseg.models.metadata import load_metadata
+from vitiseg.models.model_folder import save_model_folder
+from vitiseg.models.unet import build_model
+from vitiseg.training.trainer import checkpoint_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,6 +72,36 @@ def pretraining_stage(source: Path) -> dict:
     }
 
 
+def validation_from_metrics_row(row: dict[str, str]) -> dict:
+    """``val/<dataset>/<output>/<metric>`` columns of metrics.csv as the nested validation
+    record of a model folder."""
+    validation: dict = {}
+    for column, value in row.items():
+        parts = column.split("/")
+        if len(parts) == 4 and parts[0] == "val" and value != "":
+            _, dataset, output, metric = parts
+            validation.setdefault(dataset, {}).setdefault(output, {})[metric] = float(value)
+    return validation
+
+
+def export_last_epoch(run: Path, last_row: dict[str, str], folder: Path) -> None:
+    """Write RUN's last-epoch weights as a model folder, its metadata saying which epoch."""
+    metadata = load_metadata(run / "model")
+    model = build_model(metadata.arch, **metadata.model_kwargs)
+    model.load_state_dict(checkpoint_weights(run / "checkpoints" / "last.pt"))
+    training = {
+        **metadata.training,
+        "epoch": int(last_row["epoch"]),
+        "step": int(last_row["step"]),
+        "minutes": float(last_row["minutes"]),
+        "exported": "last epoch",
+    }
+    validation = validation_from_metrics_row(last_row)
+    save_model_folder(
+        folder, model, dataclasses.replace(metadata, training=training, validation=validation)
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path)
@@ -84,13 +124,22 @@ def main() -> None:
     )
     parser.add_argument("--lesion-threshold", type=float, default=None)
     parser.add_argument("--target", type=Path, default=ROOT / "models" / "default")
+    parser.add_argument(
+        "--last-epoch",
+        action="store_true",
+        help="ship checkpoints/last.pt rather than the best-on-validation model/",
+    )
     args = parser.parse_args()
 
-    source = args.run / "model"
-    metadata = json.loads((source / "metadata.json").read_text())
-    metadata["provenance"] = yaml.safe_load(args.provenance_from.read_text())["provenance"]
     with open(args.run / "metrics.csv", newline="") as stream:
         history = list(csv.DictReader(stream))
+    scratch = tempfile.TemporaryDirectory()
+    source = args.run / "model"
+    if args.last_epoch:
+        source = Path(scratch.name) / "model"
+        export_last_epoch(args.run, history[-1], source)
+    metadata = json.loads((source / "metadata.json").read_text())
+    metadata["provenance"] = yaml.safe_load(args.provenance_from.read_text())["provenance"]
     metadata["training"]["run_minutes_total"] = float(history[-1]["minutes"])
     metadata["training"]["epochs_total"] = int(history[-1]["epoch"])
     if args.pretrain is not None:
@@ -111,6 +160,7 @@ def main() -> None:
     args.target.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source / "weights.safetensors", args.target / "weights.safetensors")
     write_json_atomic(args.target / "metadata.json", without_machine_paths(metadata))
+    scratch.cleanup()
     size_mb = (args.target / "weights.safetensors").stat().st_size / 1e6
     print(f"shipped {metadata['model_id']} to {args.target} ({size_mb:.1f} MB)")
 

@@ -620,15 +620,25 @@ def test_dataset_weights_keyed_by_an_unknown_folder_are_refused(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("experiment", "folders"),
+    ("experiment", "folders", "budget"),
     [
-        ("default_model_pretrain", ["painted-train-split"]),
-        ("default_model", ["vitiligo-web", "skin-photos"]),
-        ("default_model_refine", ["vitiligo-web", "skin-photos", "painted-train-split"]),
+        ("default_model_pretrain", ["painted-train-split"], (15, 200)),
+        ("default_model", ["vitiligo-web", "skin-photos"], (30, 200)),
+        (
+            "default_model_refine",
+            ["vitiligo-web", "skin-photos", "painted-train-split"],
+            (40, 200),
+        ),
+        # Stage 4 counts epochs: a busy CPU must not shorten its schedule.
+        (
+            "default_model_painted",
+            ["vitiligo-web", "skin-photos", "painted-train-split"],
+            (None, 17),
+        ),
     ],
 )
 def test_default_recipe_configs_weight_the_folders_their_commands_name(
-    tmp_path, experiment, folders
+    tmp_path, experiment, folders, budget
 ):
     from hydra import compose, initialize_config_dir
 
@@ -642,7 +652,8 @@ def test_default_recipe_configs_weight_the_folders_their_commands_name(
     specs = dataset_specs(cfg)
     if len(specs) > 1:  # every folder the recipe's command names has its own share
         assert all(spec.label in cfg.dataset_weights for spec in specs)
-    assert settings_from_config(cfg).max_minutes is not None
+    settings = settings_from_config(cfg)
+    assert (settings.max_minutes, settings.max_epochs) == budget
 
 
 def test_evaluation_summary_compares_flagged_with_unflagged_cases():
