@@ -246,18 +246,23 @@ def make_manifest(tmp_path):
     return tmp_path / "manifest.csv", lambda rgb: masks[int(rgb[0, 0, 0])]
 
 
-def test_manifest_comparison_gives_per_patient_f_and_t_vasi(tmp_path):
-    manifest, segment = make_manifest(tmp_path)
-    photos = read_manifest(manifest)
-    result = compare_manifest(
-        photos,
+def compare_v0_with_v1(manifest, segment, out_dir, **options):
+    """A manifest's visits V0 and V1 compared with the photos taken as registered."""
+    return compare_manifest(
+        read_manifest(manifest),
         segment,
         baseline_visit="V0",
         followup_visit="V1",
-        out_dir=tmp_path / "out",
+        out_dir=out_dir,
         align_method="none",
         config=EXACT,
+        **options,
     )
+
+
+def test_manifest_comparison_gives_per_patient_f_and_t_vasi(tmp_path):
+    manifest, segment = make_manifest(tmp_path)
+    result = compare_v0_with_v1(manifest, segment, tmp_path / "out")
     write_manifest_outputs(tmp_path / "out", result)
     skin, before, after = face_visits()
     p1, p2 = result.patients
@@ -393,16 +398,8 @@ def test_a_manifest_comparison_notes_light_skin_by_the_quality_thresholds_given(
 
     notes = {}
     for name, quality in (("default", None), ("off", QualityConfig(light_skin_min_ita=180))):
-        result = compare_manifest(
-            read_manifest(tmp_path / "m.csv"),
-            segment,
-            baseline_visit="V0",
-            followup_visit="V1",
-            out_dir=tmp_path / name,
-            align_method="none",
-            config=EXACT,
-            panels=False,
-            quality=quality,
+        result = compare_v0_with_v1(
+            tmp_path / "m.csv", segment, tmp_path / name, panels=False, quality=quality
         )
         write_manifest_outputs(tmp_path / name, result)
         with open(tmp_path / name / "comparison.csv", newline="") as stream:
@@ -431,16 +428,7 @@ def test_a_manifest_region_with_several_photos_a_visit_notes_each_light_photo(tm
         painted = (rgb == (245, 240, 236)).all(axis=-1)
         return skin, painted
 
-    result = compare_manifest(
-        read_manifest(tmp_path / "m.csv"),
-        segment,
-        baseline_visit="V0",
-        followup_visit="V1",
-        out_dir=tmp_path / "out",
-        align_method="none",
-        config=EXACT,
-        panels=False,
-    )
+    result = compare_v0_with_v1(tmp_path / "m.csv", segment, tmp_path / "out", panels=False)
     (outcome,) = result.patients[0].regions
     assert outcome.compared and outcome.comparison is None  # scored photo by photo
     light = [n.split(":")[0] for n in outcome.note.split(" | ") if "light skin" in n]
