@@ -319,7 +319,8 @@ def _compare_region(
         for photo in photos:
             score, note = _score_photo(photo, segment, config, quality, f"{visit} photo")
             scores.append(score)
-            light_skin_notes.extend([note] if note else [])
+            if note:
+                light_skin_notes.append(note)
         return tuple(scores)
 
     try:
