@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import subprocess
 import sys
 from pathlib import Path
 
@@ -129,19 +130,30 @@ def test_same_seed_gives_identical_bytes(tmp_path: Path) -> None:
     )
 
 
-def test_outline_labels_cover_each_patch_and_leave_truth_exact(tmp_path: Path) -> None:
-    generate_dataset(tmp_path / "exact", n=3, seed=11, size=192)
-    generate_dataset(tmp_path / "outline", n=3, seed=11, size=192, lesion_label="outline")
-    exact, outline = _files(tmp_path / "exact"), _files(tmp_path / "outline")
+@pytest.fixture(scope="module")
+def exact_and_outline(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same three procedural photos labelled exactly and as outlines."""
+    root = tmp_path_factory.mktemp("label_styles")
+    generate_dataset(root / "exact", n=3, seed=11, size=192)
+    generate_dataset(root / "outline", n=3, seed=11, size=192, lesion_label="outline")
+    return root
+
+
+def test_outline_labels_cover_each_patch_and_leave_truth_exact(
+    exact_and_outline: Path, tmp_path: Path
+) -> None:
+    exact, outline = _files(exact_and_outline / "exact"), _files(exact_and_outline / "outline")
     assert exact["truth.json"] != outline["truth.json"]  # the header names the label style
     truth = {k: v for k, v in json.loads(exact["truth.json"]).items() if k != "lesion_label"}
     assert truth == {
         k: v for k, v in json.loads(outline["truth.json"]).items() if k != "lesion_label"
     }
     grew = 0
-    for case in load_dataset(tmp_path / "outline"):
+    for case in load_dataset(exact_and_outline / "outline"):
         drawn = read_mask(case.mask_path("lesion"))
-        depigmented = read_mask(tmp_path / "exact" / "masks" / "lesion" / f"{case.case_id}.png")
+        depigmented = read_mask(
+            exact_and_outline / "exact" / "masks" / "lesion" / f"{case.case_id}.png"
+        )
         skin = read_mask(case.mask_path("skin"))
         assert not (depigmented & ~drawn).any()  # every depigmented pixel is inside an outline
         assert not (drawn & ~skin).any()  # outlines stay on skin
@@ -149,6 +161,33 @@ def test_outline_labels_cover_each_patch_and_leave_truth_exact(tmp_path: Path) -
     assert grew >= 1  # pigment specks inside patches are now labelled too
     with pytest.raises(ValueError, match="lesion_label"):
         generate_dataset(tmp_path / "bad", n=1, seed=1, lesion_label="polygon")
+
+
+def _label_style_ceiling(truth: Path, other: Path):
+    script = Path(__file__).parents[1] / "scripts" / "label_style_ceiling.py"
+    return subprocess.run(
+        [sys.executable, str(script), str(truth), str(other)], capture_output=True, text=True
+    )
+
+
+def test_label_style_ceiling_scores_outlines_against_exact_truth(
+    exact_and_outline: Path, tmp_path: Path
+) -> None:
+    exact, outline = exact_and_outline / "exact", exact_and_outline / "outline"
+    same = _label_style_ceiling(exact, exact)
+    assert same.returncode == 0, same.stderr
+    assert "lesion Dice: 1.000" in same.stdout
+    assert "absolute error, percentage points: 0.000" in same.stdout
+    done = _label_style_ceiling(exact, outline)
+    assert done.returncode == 0, done.stderr
+    dice = float(done.stdout.split("lesion Dice: ")[1].split()[0])
+    error = float(done.stdout.split("error, percentage points: ")[1].split()[0])
+    assert 0 < dice < 1  # outlines take in the pigment specks inside partial patches
+    assert error > 0  # so they overstate the affected fraction
+    generate_dataset(tmp_path / "other", n=2, seed=11, size=192)
+    refused = _label_style_ceiling(exact, tmp_path / "other")
+    assert refused.returncode == 2
+    assert "different cases" in refused.stderr
 
 
 def test_masks_are_exact_binary_and_consistent(procedural: tuple[Path, dict]) -> None:

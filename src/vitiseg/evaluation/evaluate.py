@@ -65,7 +65,8 @@ class CaseResult:
         }
 
 
-def _fraction(lesion: np.ndarray, skin: np.ndarray) -> float:
+def affected_fraction(lesion: np.ndarray, skin: np.ndarray) -> float:
+    """Lesion pixels as a share of visible skin (skin or lesion) in (H, W) bool masks."""
     visible = int(np.count_nonzero(skin | lesion))
     return float(np.count_nonzero(lesion)) / visible if visible else 0.0
 
@@ -103,7 +104,7 @@ def evaluate_case(
         skin_scores = score_masks(skin_pred, skin_true)
     affected_true = None
     if truth["skin"] is not None and truth["lesion"] is not None:
-        affected_true = _fraction(truth["lesion"], truth["skin"])
+        affected_true = affected_fraction(truth["lesion"], truth["skin"])
     normal_skin = truth["skin"] if truth["skin"] is not None else skin_pred
     lesion_for_tone = truth["lesion"] if truth["lesion"] is not None else lesion_pred
     ita = individual_typology_angle(rgb, normal_skin & ~lesion_for_tone)
@@ -125,7 +126,7 @@ def evaluate_case(
         lesion_scores,
         skin_scores,
         affected_true,
-        _fraction(lesion_pred, skin_pred),
+        affected_fraction(lesion_pred, skin_pred),
         stratum,
         ita,
         flags,
