@@ -16,6 +16,8 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from vitiseg.data.dataset_format import Case, load_dataset
 from vitiseg.evaluation.evaluate import affected_fraction
 from vitiseg.io.images import read_mask
@@ -23,11 +25,11 @@ from vitiseg.metrics.confidence import patient_bootstrap_ci
 from vitiseg.metrics.segmentation import score_masks
 
 
-def lesion_and_skin(case: Case):
-    paths = case.lesion_mask_path, case.skin_mask_path
-    if None in paths:
+def lesion_and_skin(case: Case) -> tuple[np.ndarray, np.ndarray]:
+    """The case's (H, W) bool lesion and skin masks; both must be annotated."""
+    if case.lesion_mask_path is None or case.skin_mask_path is None:
         raise ValueError(f"{case.image_path}: case {case.case_id} needs lesion and skin masks")
-    return tuple(read_mask(path) for path in paths)
+    return read_mask(case.lesion_mask_path), read_mask(case.skin_mask_path)
 
 
 def compare_labellings(truth_case: Case, other_case: Case) -> tuple[float, float]:
