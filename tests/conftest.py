@@ -39,10 +39,13 @@ def make_tiny_dataset(
     lesion: bool = True,
     skin: bool = True,
     seed: int = 0,
+    depigmented: bool = False,
 ) -> Path:
     """A small dataset in the vitiseg format: a skin ellipse with a pale lesion inside.
 
-    Two cases per patient so grouped splits have something to group.
+    Two cases per patient so grouped splits have something to group. ``depigmented``: the
+    lesion keeps a pigmented island, left out of ``masks/depigmented`` but inside the
+    outline in ``masks/lesion``.
     """
     import cv2
     import numpy as np
@@ -63,11 +66,17 @@ def make_tiny_dataset(
         cv2.circle(lesion_mask, centre, min(height, width) // 8, 255, -1)
         image[skin_mask > 0] = (150, 100, 70)
         image[lesion_mask > 0] = (235, 215, 210)
+        depigmented_mask = lesion_mask.copy()
+        if depigmented:
+            cv2.circle(depigmented_mask, centre, max(1, min(height, width) // 24), 0, -1)
+            image[(lesion_mask > 0) & (depigmented_mask == 0)] = (150, 100, 70)
         noise = rng.normal(0, 4, image.shape)
         image = np.clip(image + noise, 0, 255).astype(np.uint8)
         write_png_atomic(root / "images" / f"{case_id}.png", image)
         if lesion:
             write_png_atomic(root / "masks" / "lesion" / f"{case_id}.png", lesion_mask)
+        if depigmented:
+            write_png_atomic(root / "masks" / "depigmented" / f"{case_id}.png", depigmented_mask)
         if skin:
             write_png_atomic(root / "masks" / "skin" / f"{case_id}.png", skin_mask)
         rows.append(

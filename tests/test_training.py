@@ -28,7 +28,8 @@ from vitiseg.data.dataset_format import load_dataset
 from vitiseg.data.resize import resize_long_side
 from vitiseg.data.splits import load_split, patient_folds, patients_overlap, split_by_patient
 from vitiseg.data.torch_dataset import SegmentationDataset, load_case, targets_from_masks
-from vitiseg.models.model_folder import load_model_folder
+from vitiseg.models.model_folder import load_model_folder, widen_head
+from vitiseg.models.unet import build_model
 from vitiseg.training.loss import masked_bce_dice
 from vitiseg.training.settings import DatasetSpec, TrainSettings
 from vitiseg.training.trainer import _stop_reason, checkpoint_weights, train
@@ -90,6 +91,63 @@ def test_targets_from_partial_masks():
     # neither
     _, valid = targets_from_masks(None, None, (4, 4))
     assert not valid.any()
+
+
+def test_targets_with_a_depigmented_mask_and_outlined_lesions():
+    outline = np.zeros((6, 6), bool)
+    outline[1:5, 1:5] = True
+    depigmented = outline.copy()
+    depigmented[2, 2] = False  # a pigment island inside the outlined patch
+    skin = np.zeros((6, 6), bool)
+    skin[:, :5] = True
+    targets, valid = targets_from_masks(skin, outline, (6, 6), depigmented)
+    assert valid.all()
+    assert (targets[1] == outline).all() and (targets[2] == depigmented).all()
+    # Real photos (outlines only): depigmented is unknown inside the outline, 0 outside.
+    targets, valid = targets_from_masks(None, outline, (6, 6))
+    assert (valid[2] == ~outline).all() and not targets[2].any()
+    # Exact pixels only: they are known lesion and skin; the rest of the lesion is unknown.
+    targets, valid = targets_from_masks(None, None, (6, 6), depigmented)
+    assert (valid[1] == depigmented).all() and (targets[1] == depigmented).all()
+    assert (valid[0] == depigmented).all() and valid[2].all()
+    # Skin only: outside skin nothing is depigmented.
+    _, valid = targets_from_masks(skin, None, (6, 6))
+    assert (valid[2] == ~skin).all()
+
+
+def test_widening_a_two_output_start_copies_the_lesion_output():
+    narrow = build_model("compact_unet", width=4)
+    wide = build_model("compact_unet", width=4, out_channels=3)
+    state = widen_head(narrow.state_dict(), wide.state_dict())
+    wide.load_state_dict(state)
+    image = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        narrow.eval(), wide.eval()
+        a, b = narrow(image), wide(image)
+    assert torch.equal(b[:, :2], a) and torch.equal(b[:, 2], a[:, 1])
+    with pytest.raises(ValueError, match="cannot widen"):
+        widen_head(wide.state_dict(), narrow.state_dict())
+
+
+def test_a_three_output_model_trains_on_outlines_and_depigmented_masks(tmp_path):
+    painted = make_tiny_dataset(tmp_path / "painted", depigmented=True, seed=3)
+    real = make_tiny_dataset(tmp_path / "real", skin=False, seed=4)
+    start = tmp_path / "start"
+    train(_settings(max_epochs=1), [DatasetSpec(real)], start)
+    sample = SegmentationDataset([load_case(load_dataset(painted)[0], "p", 64)], None)[0]
+    assert sample["targets"].shape[0] == 3 and sample["valid"][2].all()
+    out = tmp_path / "run"
+    settings = _settings(
+        model_kwargs={"width": 4, "out_channels": 3}, init_weights=start / "model"
+    )
+    train(settings, [DatasetSpec(painted), DatasetSpec(real)], out)
+    model, metadata = load_model_folder(out / "model")
+    assert metadata.output_names == ("skin", "lesion", "depigmented")
+    assert metadata.thresholds["depigmented"] == 0.5 and metadata.has_depigmented
+    rows = _metrics_rows(out)
+    assert "val/painted/depigmented/dice" in rows[0]
+    assert "val/real/depigmented/dice" not in rows[0]  # real photos have no exact truth
+    assert model(torch.rand(1, 3, 40, 40)).shape == (1, 3, 40, 40)
 
 
 # ---------------------------------------------------------------- splits

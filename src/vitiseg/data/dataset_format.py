@@ -6,6 +6,9 @@
       images/<case_id>.(jpg|jpeg|png|tif|tiff)
       masks/lesion/<case_id>.png   # optional per case: 0 = not depigmented, non-zero = depigmented
       masks/skin/<case_id>.png     # optional per case: 0 = not skin, non-zero = skin
+      masks/depigmented/<case_id>.png  # optional: the depigmented pixels inside the lesions,
+                                   # where masks/lesion outlines whole patches (pigment
+                                   # islands included), as clinicians draw them
       cases.csv                    # case_id, patient_id; optional visit, region, pixels_per_cm,
                                    # fitzpatrick, split
 
@@ -25,7 +28,7 @@ from vitiseg.io.images import IMAGE_SUFFIXES
 REQUIRED_COLUMNS = ("case_id", "patient_id")
 OPTIONAL_COLUMNS = ("visit", "region", "pixels_per_cm", "fitzpatrick", "split")
 CASES_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
-MASK_KINDS = ("lesion", "skin")
+MASK_KINDS = ("lesion", "skin", "depigmented")
 
 
 class DatasetFormatError(ValueError):
@@ -41,6 +44,7 @@ class Case:
     image_path: Path
     lesion_mask_path: Path | None = None
     skin_mask_path: Path | None = None
+    depigmented_mask_path: Path | None = None
     visit: str = ""
     region: str = ""
     pixels_per_cm: float | None = None
@@ -48,7 +52,12 @@ class Case:
     split: str = ""
 
     def mask_path(self, kind: str) -> Path | None:
-        return self.lesion_mask_path if kind == "lesion" else self.skin_mask_path
+        paths = {
+            "lesion": self.lesion_mask_path,
+            "skin": self.skin_mask_path,
+            "depigmented": self.depigmented_mask_path,
+        }
+        return paths[kind]
 
 
 def find_images(images_dir: Path) -> dict[str, Path]:
@@ -110,6 +119,9 @@ def load_dataset(root: str | Path) -> list[Case]:
                     image_path=images[case_id],
                     lesion_mask_path=masks["lesion"] if masks["lesion"].is_file() else None,
                     skin_mask_path=masks["skin"] if masks["skin"].is_file() else None,
+                    depigmented_mask_path=(
+                        masks["depigmented"] if masks["depigmented"].is_file() else None
+                    ),
                     visit=row.get("visit", ""),
                     region=row.get("region", ""),
                     pixels_per_cm=_optional_float(row.get("pixels_per_cm", "")),

@@ -6,7 +6,11 @@ a validity map per output that the loss uses to skip what nobody labelled:
 - skin target: the skin mask where given; otherwise lesion pixels are known skin
   (lesions are skin), everything else unknown.
 - lesion target: the lesion mask where given; otherwise pixels outside a given
-  skin mask are known non-lesion, everything else unknown.
+  skin mask are known non-lesion, depigmented pixels known lesion, everything else unknown.
+- depigmented target (third output, when the model has one): the depigmented mask where
+  given; otherwise pixels outside a given lesion or skin mask are known not depigmented,
+  everything else unknown. So real photos, whose polygons outline whole patches, teach
+  the lesion output only, and painted photos with exact truth teach both.
 """
 
 from __future__ import annotations
@@ -37,7 +41,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 class LoadedCase:
     """A case held in memory at working resolution.
 
-    ``image``: (H, W, 3) uint8; ``targets`` and ``valid``: (2, H, W) uint8 (skin, lesion).
+    ``image``: (H, W, 3) uint8; ``targets`` and ``valid``: (3, H, W) uint8 (skin, lesion,
+    depigmented); a two-output model uses the first two.
     """
 
     case: Case
@@ -48,24 +53,42 @@ class LoadedCase:
 
 
 def targets_from_masks(
-    skin: np.ndarray | None, lesion: np.ndarray | None, shape: tuple[int, int]
+    skin: np.ndarray | None,
+    lesion: np.ndarray | None,
+    shape: tuple[int, int],
+    depigmented: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Targets and validity maps, both (2, H, W) uint8, from optional bool masks."""
-    targets = np.zeros((2, *shape), np.uint8)
-    valid = np.zeros((2, *shape), np.uint8)
+    """Targets and validity maps, both (3, H, W) uint8, from optional bool masks."""
+    targets = np.zeros((3, *shape), np.uint8)
+    valid = np.zeros((3, *shape), np.uint8)
+    # Depigmented pixels lie in a lesion, and lesions in skin.
+    inner = depigmented if lesion is None else lesion
+    if depigmented is not None and lesion is not None:
+        inner = lesion | depigmented
     if skin is not None:
         targets[0] = skin
         valid[0] = 1
-    elif lesion is not None:
-        targets[0] = lesion
-        valid[0] = lesion
+        if inner is not None:
+            targets[0] |= inner  # lesions count as skin even where a skin mask missed them
+    elif inner is not None:
+        targets[0] = inner
+        valid[0] = inner
     if lesion is not None:
-        targets[1] = lesion
+        targets[1] = inner
         valid[1] = 1
+    else:
         if skin is not None:
-            targets[0] |= lesion  # lesions count as skin even where a skin mask missed them
-    elif skin is not None:
-        valid[1] = ~skin
+            valid[1] = ~skin
+        if depigmented is not None:
+            targets[1] = depigmented
+            valid[1] |= depigmented
+    if depigmented is not None:
+        targets[2] = depigmented
+        valid[2] = 1
+    else:
+        for outer in (lesion, skin):
+            if outer is not None:
+                valid[2] |= ~outer
     return targets, valid
 
 
@@ -73,7 +96,7 @@ def load_case(case: Case, dataset: str, long_side: int) -> LoadedCase:
     image = read_rgb(case.image_path)
     shape = image.shape[:2]
     masks = {}
-    for kind in ("skin", "lesion"):
+    for kind in ("skin", "lesion", "depigmented"):
         path = case.mask_path(kind)
         if path is None:
             masks[kind] = None
@@ -82,7 +105,9 @@ def load_case(case: Case, dataset: str, long_side: int) -> LoadedCase:
         if mask.shape != shape:
             raise ValueError(f"{path}: mask size {mask.shape} differs from image {shape}")
         masks[kind] = mask
-    targets, valid = targets_from_masks(masks["skin"], masks["lesion"], shape)
+    targets, valid = targets_from_masks(
+        masks["skin"], masks["lesion"], shape, masks["depigmented"]
+    )
     image = resize_long_side(image, long_side)
     if image.shape[:2] != shape:  # the same size from the same shape, masks never blended
         targets = np.stack([resize_long_side(t, long_side, nearest=True) for t in targets])
@@ -98,7 +123,7 @@ def normalise(image: np.ndarray, mean: Sequence[float], std: Sequence[float]) ->
 
 
 class SegmentationDataset(Dataset):
-    """Augmented training samples: ``image`` (3, S, S), ``targets``/``valid`` (2, S, S).
+    """Augmented training samples: ``image`` (3, S, S), ``targets``/``valid`` (3, S, S).
 
     Random streams are derived from (seed, epoch, index): they differ across samples,
     epochs and workers, and a run is repeatable. A training epoch draws cases with
@@ -148,8 +173,9 @@ class SegmentationDataset(Dataset):
             out = self.transform(image=image, masks=masks)
             image, masks = out["image"], out["masks"]
         stacked = np.stack(masks).astype(np.float32)
+        outputs = len(loaded.targets)
         return {
             "image": normalise(image, self.mean, self.std),
-            "targets": torch.from_numpy(stacked[:2]),
-            "valid": torch.from_numpy(stacked[2:]),
+            "targets": torch.from_numpy(stacked[:outputs]),
+            "valid": torch.from_numpy(stacked[outputs:]),
         }

@@ -10,6 +10,20 @@ from typing import Any
 from vitiseg import __version__
 
 OUTPUT_NAMES = ("skin", "lesion")
+# A third output separates what a clinician outlines from what is depigmented inside it:
+# ``lesion`` is then the patch as annotators draw it (pigment islands included) and
+# ``depigmented`` the pixels without pigment, the share VASI's level is read from.
+OUTPUT_NAMES_WITH_DEPIGMENTED = ("skin", "lesion", "depigmented")
+
+
+def output_names_for(out_channels: int) -> tuple[str, ...]:
+    """The names of a network's outputs, by how many it has (2 or 3)."""
+    if out_channels == 2:
+        return OUTPUT_NAMES
+    if out_channels == 3:
+        return OUTPUT_NAMES_WITH_DEPIGMENTED
+    raise ValueError(f"a vitiseg model has 2 or 3 outputs, not {out_channels}")
+
 
 FORMAT = "vitiseg-model/1"
 WEIGHTS_NAME = "weights.safetensors"
@@ -39,6 +53,7 @@ class ModelMetadata:
     model_kwargs: dict[str, Any]
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
     output_names: tuple[str, ...] = OUTPUT_NAMES
+    # Per output name; an output without an entry is cut at 0.5.
     thresholds: dict[str, float] = field(default_factory=lambda: {"skin": 0.5, "lesion": 0.5})
     # Lesion mask clean-up (vitiseg.inference.postprocess.LesionPostprocess); {} = none.
     lesion_postprocess: dict[str, Any] = field(default_factory=dict)
@@ -69,6 +84,12 @@ class ModelMetadata:
             "provenance": self.provenance,
             "package_version": self.package_version,
         }
+
+    @property
+    def has_depigmented(self) -> bool:
+        """True when the lesion output is the outlined patch and a separate output gives
+        the depigmented pixels inside it."""
+        return "depigmented" in self.output_names
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelMetadata:

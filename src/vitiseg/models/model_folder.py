@@ -11,6 +11,7 @@ import hashlib
 import tempfile
 from pathlib import Path
 
+import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
@@ -34,7 +35,9 @@ __all__ = [
     "Preprocessing",
     "load_metadata",
     "load_model_folder",
+    "load_start_weights",
     "save_model_folder",
+    "widen_head",
 ]
 
 
@@ -79,3 +82,36 @@ def load_model_folder(folder: str | Path, device: str = "cpu") -> tuple[nn.Modul
     except (OSError, RuntimeError, ValueError, SafetensorError) as error:
         raise ValueError(f"{weights}: weights do not fit {metadata.model_id} ({error})") from error
     return model.to(device).eval(), metadata
+
+
+def widen_head(state: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> dict:
+    """A start model's weights for a network with more outputs: each extra output of the
+    last layer starts as a copy of the lesion output (channel 1), so a two-output model
+    can be fine-tuned into one that also gives the depigmented share.
+
+    Args:
+        state: the start model's state dict.
+        target: the new network's state dict (shapes only are read).
+    """
+    widened = dict(state)
+    for name, tensor in state.items():
+        wanted = target.get(name)
+        if wanted is None or wanted.shape == tensor.shape:
+            continue
+        if not (name.startswith("head.") and wanted.shape[1:] == tensor.shape[1:]):
+            raise ValueError(
+                f"start weights do not fit: {name} {tuple(tensor.shape)} -> {tuple(wanted.shape)}"
+            )
+        if wanted.shape[0] < tensor.shape[0] or tensor.shape[0] < 2:
+            raise ValueError(
+                f"cannot widen {name} from {tensor.shape[0]} to {wanted.shape[0]} outputs"
+            )
+        extra = tensor[1:2].expand(wanted.shape[0] - tensor.shape[0], *tensor.shape[1:])
+        widened[name] = torch.cat([tensor, extra.clone()])
+    return widened
+
+
+def load_start_weights(model: nn.Module, folder: str | Path) -> None:
+    """Initialise ``model`` from a model folder for fine-tuning (see :func:`widen_head`)."""
+    start, _ = load_model_folder(folder)
+    model.load_state_dict(widen_head(start.state_dict(), model.state_dict()))

@@ -98,6 +98,10 @@ def iter_cases(
             yield render_painted_case(rng, case_id, source, size, index)
 
 
+# What masks/lesion holds (see generate_dataset).
+LESION_LABELS = ("exact", "outline", "both")
+
+
 def generate_dataset(
     out_dir: str | Path,
     n: int,
@@ -124,7 +128,9 @@ def generate_dataset(
         subsets: Painted mode: use only photos of these manifest subsets (None: all).
         lesion_label: What ``masks/lesion`` holds: ``"exact"`` (the depigmented pixels)
             or ``"outline"`` (each patch's whole outline, pigment specks included, as
-            annotators draw polygons on real photos). truth.json is exact either way.
+            annotators draw polygons on real photos); ``"both"`` writes the outline to
+            ``masks/lesion`` and the exact pixels to ``masks/depigmented``, for models
+            with a depigmented output. truth.json is exact either way.
         photo_ids: Painted mode: use only photos with these file stems (None: all).
 
     Returns:
@@ -132,8 +138,8 @@ def generate_dataset(
     """
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
-    if lesion_label not in ("exact", "outline"):
-        raise ValueError(f"lesion_label must be 'exact' or 'outline', got {lesion_label!r}")
+    if lesion_label not in LESION_LABELS:
+        raise ValueError(f"lesion_label must be one of {LESION_LABELS}, got {lesion_label!r}")
     root = Path(out_dir)
     started = time.perf_counter()
     rows: list[dict[str, object]] = []
@@ -143,8 +149,10 @@ def generate_dataset(
     for case in iter_cases(n, seed, mode, size, sources, subsets, photo_ids):
         case_id = case.truth.case_id
         write_bytes_atomic(root / "images" / f"{case_id}.jpg", case.jpeg)
-        lesion = case.extent if lesion_label == "outline" else case.lesion
+        lesion = case.lesion if lesion_label == "exact" else case.extent
         write_png_atomic(root / "masks" / "lesion" / f"{case_id}.png", lesion)
+        if lesion_label == "both":
+            write_png_atomic(root / "masks" / "depigmented" / f"{case_id}.png", case.lesion)
         write_png_atomic(root / "masks" / "skin" / f"{case_id}.png", case.skin)
         rows.append(case.truth.csv_row())
         truth[case_id] = case.truth.to_json()

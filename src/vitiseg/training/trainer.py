@@ -31,10 +31,11 @@ from vitiseg.data.splits import deterministic_rng, load_split, save_split, split
 from vitiseg.data.torch_dataset import LoadedCase, SegmentationDataset, load_case, normalise
 from vitiseg.io.atomic import write_text_atomic
 from vitiseg.metrics.segmentation import mean_scores, score_masks
+from vitiseg.models.metadata import output_names_for
 from vitiseg.models.model_folder import (
     ModelMetadata,
     Preprocessing,
-    load_model_folder,
+    load_start_weights,
     save_model_folder,
 )
 from vitiseg.models.unet import build_model
@@ -173,11 +174,16 @@ def validate(
     model.eval()
     results: dict[str, Any] = {}
     for label, cases in val.items():
-        rows: dict[str, list] = {"skin": [], "lesion": [], "lesion_nonempty": []}
+        rows: dict[str, list] = {
+            "skin": [],
+            "lesion": [],
+            "lesion_nonempty": [],
+            "depigmented": [],
+        }
         for item in cases:
             image = normalise(item.image, mean, std)[None].to(device)
             probabilities = torch.sigmoid(model(image).float())[0].cpu().numpy()
-            for channel, name in enumerate(("skin", "lesion")):
+            for channel, name in enumerate(output_names_for(len(probabilities))):
                 if not item.valid[channel].all():
                     continue  # only fully annotated outputs are scored
                 truth = item.targets[channel].astype(bool)
@@ -333,8 +339,7 @@ def train(settings: TrainSettings, specs: list[DatasetSpec], output_dir: Path) -
 
     model = build_model(settings.arch, **settings.model_kwargs)
     if settings.init_weights:
-        start, _ = load_model_folder(settings.init_weights)
-        model.load_state_dict(start.state_dict())
+        load_start_weights(model, settings.init_weights)
         log.info("initialised from %s", settings.init_weights)
     model = model.to(device)
     network: nn.Module = model
@@ -411,8 +416,13 @@ def train(settings: TrainSettings, specs: list[DatasetSpec], output_dir: Path) -
             valid = batch["valid"].to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
                 logits = network(images)
+            outputs = logits.shape[1]  # a two-output model ignores the depigmented masks
             loss, _ = masked_bce_dice(
-                logits.float(), targets, valid, dice_weight=settings.dice_weight
+                logits.float(),
+                targets[:, :outputs],
+                valid[:, :outputs],
+                dice_weight=settings.dice_weight,
+                output_weights=(1.0,) * outputs,
             )
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -485,10 +495,13 @@ def _export(model, settings, specs, preprocessing, results, row, model_dir) -> N
     model_kwargs = dict(settings.model_kwargs)
     if model_kwargs.get("encoder_weights"):
         model_kwargs["encoder_weights"] = None
+    output_names = output_names_for(int(model_kwargs.get("out_channels", 2)))
     metadata = ModelMetadata(
         arch=settings.arch,
         model_kwargs=model_kwargs,
         preprocessing=preprocessing,
+        output_names=output_names,
+        thresholds=dict.fromkeys(output_names, 0.5),
         training={
             "datasets": [
                 {"name": s.label, "path": s.path.name, "weight": s.weight} for s in specs
