@@ -51,7 +51,9 @@ def task(cfg: DictConfig) -> int:
 
         def predict_masks(case):
             rgb = read_rgb(case.image_path)
-            return predictor.masks(predictor.predict(rgb), rgb)
+            prediction = predictor.predict(rgb)
+            skin, lesion = predictor.masks(prediction, rgb)
+            return skin, lesion, predictor.depigmented_mask(prediction, lesion)
 
         agreement = vasi_agreement(cases, truth, load_vasi_config(cfg.vasi), predict_masks)
         summary["vasi_vs_truth"] = agreement.to_dict()

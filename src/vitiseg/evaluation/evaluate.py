@@ -1,7 +1,10 @@
 """Evaluate a model on a dataset: per-case scores, means, strata, worst cases.
 
 Only outputs with a mask are scored (a missing mask is "not annotated"). The
-affected fraction (lesion share of skin) needs both masks. Strata use the case's
+affected fraction (depigmented share of skin) needs a skin and a lesion mask; its truth is
+``masks/depigmented`` where a set has one (``masks/lesion`` then outlines whole patches),
+and its prediction the depigmented output of a model that has one. A model's depigmented
+output is scored against ``masks/depigmented`` where both exist. Strata use the case's
 Fitzpatrick type when cases.csv gives one, else the ITA measured on the true (or,
 without a skin mask, predicted) normal skin. Each case also gets the quality flags scoring
 would raise, and the summary compares flagged with unflagged cases, so a user can see on
@@ -43,6 +46,7 @@ class CaseResult:
     ita_deg: float | None
     quality_flags: tuple[str, ...] = ()
     masks: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
+    depigmented: MaskScores | None = None
 
     @property
     def affected_fraction_error(self) -> float | None:
@@ -58,6 +62,7 @@ class CaseResult:
             "ita_deg": self.ita_deg,
             "lesion": self.lesion.to_dict() if self.lesion else None,
             "skin": self.skin.to_dict() if self.skin else None,
+            **({"depigmented": self.depigmented.to_dict()} if self.depigmented else {}),
             "affected_fraction_true": self.affected_fraction_true,
             "affected_fraction_predicted": self.affected_fraction_predicted,
             "affected_fraction_error": self.affected_fraction_error,
@@ -81,13 +86,14 @@ def evaluate_case(
     rgb = read_rgb(case.image_path)
     prediction = predictor.predict(rgb)
     skin_pred, lesion_pred = predictor.masks(prediction, rgb)
+    depigmented_pred = predictor.depigmented_mask(prediction, lesion_pred)
     # As scoring raises them: from the photo and the model's output only, never the truth.
     flags = assess_quality(
         rgb, skin_pred, prediction.lesion, prediction.uncertainty, quality, lesion=lesion_pred
     ).flags
     truth = {
         kind: (read_mask(p) if (p := case.mask_path(kind)) else None)
-        for kind in ("skin", "lesion")
+        for kind in ("skin", "lesion", "depigmented")
     }
     for kind, mask in truth.items():
         if mask is not None and mask.shape != lesion_pred.shape:
@@ -102,9 +108,16 @@ def evaluate_case(
     if truth["skin"] is not None:
         skin_true = truth["skin"] | (truth["lesion"] if truth["lesion"] is not None else False)
         skin_scores = score_masks(skin_pred, skin_true)
+    depigmented_scores = None
+    if truth["depigmented"] is not None and depigmented_pred is not None:
+        depigmented_scores = score_masks(depigmented_pred, truth["depigmented"])
+    depigmented_true = truth["depigmented"]
+    if depigmented_true is None:
+        depigmented_true = truth["lesion"]
+    depigmented_predicted = depigmented_pred if depigmented_pred is not None else lesion_pred
     affected_true = None
-    if truth["skin"] is not None and truth["lesion"] is not None:
-        affected_true = affected_fraction(truth["lesion"], truth["skin"])
+    if truth["skin"] is not None and depigmented_true is not None:
+        affected_true = affected_fraction(depigmented_true, truth["skin"])
     normal_skin = truth["skin"] if truth["skin"] is not None else skin_pred
     lesion_for_tone = truth["lesion"] if truth["lesion"] is not None else lesion_pred
     ita = individual_typology_angle(rgb, normal_skin & ~lesion_for_tone)
@@ -115,6 +128,7 @@ def evaluate_case(
             "rgb": rgb,
             "skin_pred": skin_pred,
             "lesion_pred": lesion_pred,
+            **({"depigmented_pred": depigmented_pred} if depigmented_pred is not None else {}),
             **{f"{k}_true": v for k, v in truth.items() if v is not None},
         }
         if keep_masks
@@ -126,11 +140,12 @@ def evaluate_case(
         lesion_scores,
         skin_scores,
         affected_true,
-        affected_fraction(lesion_pred, skin_pred),
+        affected_fraction(depigmented_predicted, skin_pred),
         stratum,
         ita,
         flags,
         masks,
+        depigmented_scores,
     )
 
 
@@ -171,6 +186,9 @@ def summarise(results: Sequence[CaseResult]) -> dict[str, Any]:
         lesion = [r.lesion for r in rows if r.lesion]
         nonempty = [r.lesion for r in rows if r.lesion and r.lesion.truth_px > 0]
         skin = [r.skin for r in rows if r.skin]
+        depigmented = [r.depigmented for r in rows if r.depigmented]
+        if depigmented:
+            out["depigmented"] = mean_scores(depigmented)
         if lesion:
             out["lesion"] = mean_scores(lesion)
         if nonempty:

@@ -72,9 +72,14 @@ def vasi_agreement(
     cases: list[Case],
     truth: dict[str, Any],
     config: VasiConfig,
-    predict_masks: Callable[[Case], tuple[np.ndarray, np.ndarray]] | None = None,
+    predict_masks: Callable[[Case], tuple[np.ndarray, np.ndarray, np.ndarray | None]]
+    | None = None,
 ) -> VasiAgreement:
-    """Per-photo VASI: designed, from the true masks, and (optionally) from the model."""
+    """Per-photo VASI: designed, from the true masks, and (optionally) from the model.
+
+    ``predict_masks`` returns skin, lesion and depigmented masks (None from a two-output
+    model); a set with ``masks/depigmented`` is scored from outlines and exact pixels alike.
+    """
     ids, generator, measured, predicted = [], [], [], []
     for case in cases:
         if case.case_id not in truth or case.lesion_mask_path is None:
@@ -82,13 +87,21 @@ def vasi_agreement(
         case_truth = truth[case.case_id]
         skin = read_mask(case.skin_mask_path) if case.skin_mask_path else None
         lesion = read_mask(case.lesion_mask_path)
+        path = case.depigmented_mask_path
+        depigmented = read_mask(path) if path else None
         region = case_truth["region"]
         ids.append(case.case_id)
         generator.append(generator_vasi(case_truth, config))
-        measured.append(score_region(skin, lesion, region, config=config).vasi)
+        measured.append(
+            score_region(skin, lesion, region, config=config, depigmented=depigmented).vasi
+        )
         if predict_masks is not None:
-            skin_pred, lesion_pred = predict_masks(case)
-            predicted.append(score_region(skin_pred, lesion_pred, region, config=config).vasi)
+            skin_pred, lesion_pred, depigmented_pred = predict_masks(case)
+            predicted.append(
+                score_region(
+                    skin_pred, lesion_pred, region, config=config, depigmented=depigmented_pred
+                ).vasi
+            )
     return VasiAgreement(
         ids,
         np.asarray(generator),

@@ -3,7 +3,7 @@
 Files written beside the weights (the model folder's ``metadata.json`` is left as it is)::
 
     MODEL/model.onnx       fp32 graph with the sigmoid inside:
-                           (B, 3, T, T) float32 -> (B, 2, T, T) probabilities
+                           (B, 3, T, T) float32 -> (B, C, T, T) probabilities, one per output
     MODEL/model.int8.onnx  optional static int8 (QDQ) version of the same graph
     MODEL/onnx.json        what they were made from: model_id, tile, opset, stride, int8 record
     MODEL/.vitiseg-onnx.lock  lock file: one process exports (and quantises) at a time
@@ -368,7 +368,7 @@ class OnnxBackend:
     """Runs an exported graph on batches of tiles with ONNX Runtime on the CPU.
 
     Same contract as :class:`~vitiseg.inference.predictor.TorchBackend`: (B, 3, T, T)
-    float32 normalised tiles in, (B, 2, T, T) float32 probabilities out (the sigmoid is
+    float32 normalised tiles in, (B, C, T, T) float32 probabilities out (the sigmoid is
     inside the graph).
 
     Args:
@@ -419,7 +419,7 @@ class OnnxBackend:
         self.any_size_stride = self.stride if self.tile is None else None
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        """Args: batch (B, 3, H, W) float32. Returns (B, 2, H, W) float32 probabilities."""
+        """Args: batch (B, 3, H, W) float32. Returns (B, C, H, W) float32 probabilities."""
         batch = np.ascontiguousarray(batch, dtype=np.float32)
         if batch.ndim != 4 or batch.shape[1] != 3:
             raise ValueError(f"expected a (B, 3, H, W) batch, got shape {batch.shape}")
@@ -544,7 +544,7 @@ def make_backend(
             than a tile only to the network's stride, as PyTorch does.
 
     Returns:
-        A callable (B, 3, T, T) float32 -> (B, 2, T, T) float32 probabilities.
+        A callable (B, 3, T, T) float32 -> (B, C, T, T) float32 probabilities.
 
     Raises:
         ValueError: unknown name, or an ONNX backend on a non-CPU device.

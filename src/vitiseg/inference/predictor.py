@@ -20,11 +20,14 @@ TTA_FLIPS = ((False, False), (False, True), (True, False), (True, True))
 @dataclass(frozen=True)
 class Prediction:
     """Probabilities at the photo's own size: ``skin``, ``lesion`` (H, W) float32 in [0, 1];
-    ``uncertainty`` (H, W) float32, the spread of lesion probability over TTA (None without)."""
+    ``uncertainty`` (H, W) float32, the spread of lesion probability over TTA (None without);
+    ``depigmented`` (H, W) float32 from a three-output model, whose ``lesion`` is then the
+    outlined patch (None from a two-output model, whose ``lesion`` is the depigmented skin)."""
 
     skin: np.ndarray
     lesion: np.ndarray
     uncertainty: np.ndarray | None = None
+    depigmented: np.ndarray | None = None
 
 
 def normalised_chw(rgb: np.ndarray, mean, std) -> np.ndarray:
@@ -74,7 +77,7 @@ class Predictor:
     """Photo in, probabilities out, with the model's own preprocessing.
 
     Args:
-        backend: callable (B, 3, T, T) float32 -> (B, 2, T, T) probabilities.
+        backend: callable (B, 3, T, T) float32 -> (B, C, T, T) probabilities, one per output.
         metadata: the model folder's metadata (normalisation, working size, tiles).
         long_side: override of the working resolution; 0 means the photo's own size.
         tta: average over flips and report their spread as uncertainty.
@@ -113,6 +116,7 @@ class Predictor:
             tile=self.tile,
             overlap=self.overlap,
             batch_size=self.batch_size,
+            out_channels=len(self.metadata.output_names),
             any_size_stride=getattr(self.backend, "any_size_stride", None),
         )
 
@@ -125,7 +129,8 @@ class Predictor:
         uncertainty = None
         if self.tta:
             # Running mean and variance (Welford): never holds more than one extra run.
-            probabilities = np.zeros((2, *image.shape[1:]), np.float32)
+            outputs = len(self.metadata.output_names)
+            probabilities = np.zeros((outputs, *image.shape[1:]), np.float32)
             lesion_m2 = np.zeros(image.shape[1:], np.float32)
             for count, (flip_h, flip_w) in enumerate(TTA_FLIPS, start=1):
                 axes = tuple(a for a, f in ((1, flip_h), (2, flip_w)) if f)
@@ -141,8 +146,8 @@ class Predictor:
         del image
         if probabilities.shape[1:] != (height, width):
             size = (width, height)
-            resized = np.empty((2, height, width), np.float32)
-            for channel in range(2):
+            resized = np.empty((len(probabilities), height, width), np.float32)
+            for channel in range(len(probabilities)):
                 cv2.resize(
                     probabilities[channel],
                     size,
@@ -152,7 +157,12 @@ class Predictor:
             probabilities = resized
             if uncertainty is not None:
                 uncertainty = cv2.resize(uncertainty, size, interpolation=cv2.INTER_LINEAR)
-        return Prediction(skin=probabilities[0], lesion=probabilities[1], uncertainty=uncertainty)
+        return Prediction(
+            skin=probabilities[0],
+            lesion=probabilities[1],
+            uncertainty=uncertainty,
+            depigmented=probabilities[2] if len(probabilities) > 2 else None,
+        )
 
     def masks(
         self, prediction: Prediction, rgb: np.ndarray | None = None
@@ -172,3 +182,11 @@ class Predictor:
         )
         skin = (prediction.skin >= skin_threshold) | lesion
         return skin, lesion
+
+    def depigmented_mask(self, prediction: Prediction, lesion: np.ndarray) -> np.ndarray | None:
+        """The depigmented pixels inside the lesion mask (from :meth:`masks`), or None for a
+        two-output model, whose lesion mask is itself the depigmented skin."""
+        if prediction.depigmented is None:
+            return None
+        threshold = self.metadata.thresholds.get("depigmented", 0.5)
+        return (prediction.depigmented >= threshold) & lesion

@@ -57,6 +57,7 @@ CSV_COLUMNS = (
     "key",
     "mask_skin",
     "mask_lesion",
+    "mask_depigmented",  # three-output models only
     "overlay",
 )
 # Spreadsheets run cells starting with these as formulas; text cells get a leading quote.
@@ -102,8 +103,8 @@ class PhotoRecord:
         settings_id: Hash of every setting that changes the result.
         input_size: Input size in bytes when read.
         input_mtime_ns: Input modification time when read.
-        files: Output files relative to the run folder (mask_skin, mask_lesion, overlay,
-            photo_thumbnail, overlay_thumbnail, uncertainty).
+        files: Output files relative to the run folder (mask_skin, mask_lesion,
+            mask_depigmented, overlay, photo_thumbnail, overlay_thumbnail, uncertainty).
         seconds: Wall time spent on the photo.
     """
 
@@ -221,5 +222,6 @@ def csv_row(record: PhotoRecord) -> dict[str, str]:
     values["quality_flags"] = ";".join(record.quality_flags)
     values["mask_skin"] = record.files.get("mask_skin", "")
     values["mask_lesion"] = record.files.get("mask_lesion", "")
+    values["mask_depigmented"] = record.files.get("mask_depigmented", "")
     values["overlay"] = record.files.get("overlay", "")
     return {column: _cell(column, values[column]) for column in CSV_COLUMNS}

@@ -266,6 +266,7 @@ def _score_pixels(
     height, width = rgb.shape[:2]
     prediction = predictor.predict(rgb)
     skin, lesion = predictor.masks(prediction, rgb)
+    depigmented = predictor.depigmented_mask(prediction, lesion)  # None: two-output model
     quality = assess_quality(
         rgb, skin, prediction.lesion, prediction.uncertainty, settings.quality, lesion=lesion
     )
@@ -288,12 +289,15 @@ def _score_pixels(
         pixels_per_cm=photo.pixels_per_cm,
         body_surface_cm2=photo.body_surface_cm2,
         config=settings.vasi,
+        depigmented=depigmented,
     )
     if settings.write_masks:
-        files["mask_skin"] = f"masks/{photo.key}_skin.png"
-        files["mask_lesion"] = f"masks/{photo.key}_lesion.png"
-        write_png_atomic(out_dir / files["mask_skin"], skin.view(np.uint8) * np.uint8(255))
-        write_png_atomic(out_dir / files["mask_lesion"], lesion.view(np.uint8) * np.uint8(255))
+        masks = {"skin": skin, "lesion": lesion}
+        if depigmented is not None:
+            masks["depigmented"] = depigmented
+        for kind, mask in masks.items():
+            files[f"mask_{kind}"] = f"masks/{photo.key}_{kind}.png"
+            write_png_atomic(out_dir / files[f"mask_{kind}"], mask.view(np.uint8) * np.uint8(255))
     if settings.write_overlays:
         files["overlay"] = f"overlays/{photo.key}.jpg"
         overlay = draw_overlay(rgb, skin, lesion, long_side=settings.overlay_long_side)

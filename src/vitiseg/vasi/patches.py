@@ -5,6 +5,10 @@ restricted to visible skin. Closing fills pigment specks and notches narrower th
 disk but keeps pigmented islands larger than it outside the patch, so a ring of
 depigmentation around normal skin stays a 100 % patch (a plain hole fill would not).
 Two lesions separated by more than ``2 * radius`` pixels of other skin stay apart.
+
+A model with a depigmented output gives the patch outline itself (the lesion mask, as
+clinicians draw it) and the depigmented pixels inside it; the extent is then the closed
+outline and the depigmented share is counted from the depigmented mask.
 """
 
 from __future__ import annotations
@@ -137,26 +141,39 @@ class PatchExtent(JsonRecord):
 
 
 def patch_extents(
-    lesion: np.ndarray, visible: np.ndarray, radius: float, connectivity: int = 2
+    lesion: np.ndarray,
+    visible: np.ndarray,
+    radius: float,
+    connectivity: int = 2,
+    depigmented: np.ndarray | None = None,
 ) -> list[PatchExtent]:
     """Connected patch extents of the lesion mask within visible skin.
 
     Args:
-        lesion: (H, W) bool, depigmented pixels (already restricted to ``visible``).
+        lesion: (H, W) bool, depigmented pixels, or the outlined patches when
+            ``depigmented`` is given (already restricted to ``visible``).
         visible: (H, W) bool, visible skin.
         radius: Merge radius in pixels (see :func:`close_with_disk`).
         connectivity: 1 = 4-neighbours, 2 = 8-neighbours.
+        depigmented: (H, W) bool, the depigmented pixels inside ``lesion``; None when
+            ``lesion`` is itself the depigmented skin.
 
     Returns:
         Every extent, in raster order of their first pixel; none is dropped here.
     """
-    extent_mask = close_with_disk(lesion, radius) & visible
+    if depigmented is None:
+        depigmented = lesion
+    elif depigmented.shape != lesion.shape:
+        raise ValueError(f"depigmented shape {depigmented.shape} differs from {lesion.shape}")
+    extent_mask = close_with_disk(lesion | depigmented, radius) & visible
     labels, count = measure.label(extent_mask, connectivity=connectivity, return_num=True)
     if count == 0:
         return []
     flat = labels.ravel()
     area = np.bincount(flat, minlength=count + 1)
-    lesion_count = np.bincount(flat, weights=lesion.ravel(), minlength=count + 1)
+    lesion_count = np.bincount(
+        flat, weights=(depigmented & extent_mask).ravel(), minlength=count + 1
+    )
     centroids = ndimage.center_of_mass(extent_mask, labels, range(1, count + 1))
     extents = []
     for label, slices in enumerate(ndimage.find_objects(labels), start=1):

@@ -140,6 +140,7 @@ def score_region(
     pixels_per_cm: float | None = None,
     body_surface_cm2: float | None = None,
     config: VasiConfig | None = None,
+    depigmented: np.ndarray | None = None,
 ) -> RegionScore:
     """Score one photo of one body region.
 
@@ -154,6 +155,10 @@ def score_region(
         body_surface_cm2: The patient's body surface area in cm² (see
             :func:`mosteller_bsa_cm2`). With ``pixels_per_cm`` it selects calibrated mode.
         config: VASI settings; None for the defaults.
+        depigmented: (H, W) mask or probabilities of the depigmented pixels, from a model
+            whose ``lesion`` outlines whole patches (pigment islands included): patches
+            then take their extent from ``lesion`` and their level from the depigmented
+            share inside it. None: ``lesion`` is the depigmented skin.
 
     Returns:
         The region score; patches are every connected extent that passes the minimum
@@ -179,8 +184,17 @@ def score_region(
         if value is not None and not (math.isfinite(value) and value > 0):
             raise ValueError(f"{name}: must be a positive number, got {value}")
     lesion_in = lesion_mask & visible
+    depigmented_in = None
+    if depigmented is not None:
+        depigmented_mask = binarize(depigmented, threshold, "depigmented")
+        if depigmented_mask.shape != shape:
+            raise ValueError(
+                f"depigmented shape {depigmented_mask.shape} differs from lesion shape {shape}"
+            )
+        depigmented_in = depigmented_mask & lesion_in
     skin_px = int(visible.sum())
-    lesion_px = int(lesion_in.sum())
+    # Depigmented pixels: the level and lesion_fraction are about pigment, not outlines.
+    lesion_px = int((lesion_in if depigmented_in is None else depigmented_in).sum())
     mean_probability = _mean_probability(lesion, lesion_in)
 
     calibrated = pixels_per_cm is not None and body_surface_cm2 is not None
@@ -194,7 +208,7 @@ def score_region(
     min_area = _min_patch_area_px(config, skin_px, px_per_cm2)
     patches: list[Patch] = []
     dropped_small = dropped_faint = 0
-    for extent in patch_extents(lesion_in, visible, radius, config.connectivity):
+    for extent in patch_extents(lesion_in, visible, radius, config.connectivity, depigmented_in):
         if extent.area_px < min_area:
             dropped_small += 1
             continue

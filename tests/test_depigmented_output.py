@@ -1,0 +1,167 @@
+"""Models with a third output: the lesion outlines whole patches, ``depigmented`` the pixels
+without pigment inside them. Prediction, ONNX, VASI, evaluation and scoring all carry it."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import make_tiny_dataset
+from vitiseg.data.dataset_format import load_dataset
+from vitiseg.evaluation.evaluate import evaluate_case, summarise
+from vitiseg.inference.onnx_backend import OnnxBackend, export_onnx
+from vitiseg.inference.predictor import Predictor, TorchBackend
+from vitiseg.io.images import read_mask
+from vitiseg.models.model_folder import (
+    ModelMetadata,
+    Preprocessing,
+    load_model_folder,
+    save_model_folder,
+)
+from vitiseg.models.unet import build_model
+from vitiseg.scoring import ScoreJob, ScoreSettings, run_score_job
+from vitiseg.vasi import VasiConfig, score_region
+from vitiseg.vasi.patches import patch_extents
+
+
+@pytest.fixture
+def three_output_model_dir(tmp_path: Path) -> Path:
+    torch.manual_seed(0)
+    model = build_model("compact_unet", width=4, out_channels=3).eval()
+    metadata = ModelMetadata(
+        arch="compact_unet",
+        model_kwargs={"width": 4, "out_channels": 3},
+        preprocessing=Preprocessing(long_side=128, tile=64),
+        output_names=("skin", "lesion", "depigmented"),
+        thresholds={"skin": 0.5, "lesion": 0.5, "depigmented": 0.5},
+    )
+    folder = tmp_path / "three-outputs"
+    save_model_folder(folder, model, metadata)
+    return folder
+
+
+class _FixedBackend:
+    """Returns fixed probabilities: skin everywhere, a lesion square, depigmented in half."""
+
+    name = "fixed"
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(batch), 3, *batch.shape[2:]), np.float32)
+        out[:, 0] = 0.9
+        out[:, 1, 8:40, 8:40] = 0.9
+        out[:, 2, 8:40, 8:24] = 0.9
+        out[:, 2, 50:60, 50:60] = 0.9  # depigmented outside any outline: not a lesion
+        return out
+
+
+def _metadata() -> ModelMetadata:
+    return ModelMetadata(
+        arch="compact_unet",
+        model_kwargs={"width": 4, "out_channels": 3},
+        preprocessing=Preprocessing(long_side=0, tile=64),
+        output_names=("skin", "lesion", "depigmented"),
+    )
+
+
+def test_an_outlined_patch_takes_its_level_from_the_depigmented_share():
+    skin = np.ones((60, 60), bool)
+    outline = np.zeros((60, 60), bool)
+    outline[10:30, 10:30] = True
+    depigmented = outline.copy()
+    depigmented[10:30, 20:30] = False  # half of the patch keeps its pigment
+    config = VasiConfig()
+    alone = score_region(skin, outline, "trunk", config=config)
+    split = score_region(skin, outline, "trunk", config=config, depigmented=depigmented)
+    assert [p.level for p in alone.patches] == [1.0]
+    assert [p.level for p in split.patches] == [0.5]
+    # The extent (hand units) is the same outline either way; only the level differs.
+    assert split.patches[0].area_px == alone.patches[0].area_px == 400
+    assert split.lesion_px == 200 and split.vasi == pytest.approx(alone.vasi / 2)
+    # Depigmented pixels outside the outline are not counted.
+    outside = depigmented.copy()
+    outside[40:50, 40:50] = True
+    assert (
+        score_region(skin, outline, "trunk", config=config, depigmented=outside).lesion_px == 200
+    )
+    with pytest.raises(ValueError, match="depigmented shape"):
+        score_region(skin, outline, "trunk", depigmented=np.zeros((5, 5), bool))
+
+
+def test_an_outline_without_depigmentation_is_no_patch():
+    outline = np.zeros((40, 40), bool)
+    outline[5:20, 5:20] = True
+    extents = patch_extents(
+        outline, np.ones_like(outline), 2.0, depigmented=np.zeros_like(outline)
+    )
+    assert len(extents) == 1 and extents[0].lesion_px == 0
+    score = score_region(None, outline, "trunk", depigmented=np.zeros_like(outline))
+    assert score.patches == () and score.dropped_faint == 1
+
+
+def test_predictor_returns_the_depigmented_output_inside_the_lesion():
+    predictor = Predictor(_FixedBackend(), _metadata(), long_side=0)
+    rgb = np.zeros((64, 64, 3), np.uint8)
+    prediction = predictor.predict(rgb)
+    assert prediction.depigmented is not None and prediction.depigmented.shape == (64, 64)
+    skin, lesion = predictor.masks(prediction, rgb)
+    depigmented = predictor.depigmented_mask(prediction, lesion)
+    assert depigmented.sum() == 32 * 16 and not (depigmented & ~lesion).any()
+    # This backend ignores its input, so TTA averages its output flipped back four ways.
+    with_tta = Predictor(_FixedBackend(), _metadata(), long_side=0, tta=True).predict(rgb)
+    flips = [np.flip(prediction.depigmented, axes) for axes in ((), (1,), (0,), (0, 1))]
+    np.testing.assert_allclose(with_tta.depigmented, np.mean(flips, axis=0), atol=1e-6)
+
+
+def test_a_two_output_model_has_no_depigmented_mask(tiny_model_dir):
+    predictor = Predictor.from_folder(tiny_model_dir)
+    rgb = np.full((40, 50, 3), 128, np.uint8)
+    prediction = predictor.predict(rgb)
+    _, lesion = predictor.masks(prediction, rgb)
+    assert (
+        prediction.depigmented is None and predictor.depigmented_mask(prediction, lesion) is None
+    )
+
+
+def test_onnx_export_of_a_three_output_model_equals_pytorch(three_output_model_dir):
+    backend = OnnxBackend(export_onnx(three_output_model_dir), threads=1)
+    batch = np.random.default_rng(0).standard_normal((2, 3, 64, 64)).astype(np.float32)
+    model, _ = load_model_folder(three_output_model_dir)
+    expected = TorchBackend(model)(batch)
+    got = backend(batch)
+    assert got.shape == (2, 3, 64, 64)
+    np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
+
+
+def test_evaluation_scores_the_depigmented_output_against_its_own_masks(
+    tmp_path, three_output_model_dir
+):
+    dataset = make_tiny_dataset(tmp_path / "both", n_cases=2, depigmented=True)
+    predictor = Predictor.from_folder(three_output_model_dir)
+    results = [evaluate_case(predictor, case) for case in load_dataset(dataset)]
+    assert all(r.depigmented is not None for r in results)
+    summary = summarise(results)
+    assert "depigmented" in summary["mean"] and "depigmented" in summary["cases"][0]
+    # The affected fraction's truth is the depigmented mask, not the outline.
+    case = load_dataset(dataset)[0]
+    skin, depigmented = read_mask(case.skin_mask_path), read_mask(case.depigmented_mask_path)
+    assert results[0].affected_fraction_true == pytest.approx(depigmented.sum() / skin.sum())
+    assert depigmented.sum() < read_mask(case.lesion_mask_path).sum()
+
+
+def test_scoring_writes_the_depigmented_mask(tmp_path, three_output_model_dir):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "a.png"), np.full((80, 90, 3), (70, 100, 150), np.uint8))
+    out = tmp_path / "out"
+    settings = ScoreSettings(overlay_long_side=128, thumbnail_long_side=64, default_region="trunk")
+    job = ScoreJob(output=out, input=photos, progress=False)
+    run_score_job(job, Predictor.from_folder(three_output_model_dir), settings)
+    with open(out / "scores.csv", newline="", encoding="utf-8") as stream:
+        (row,) = list(csv.DictReader(stream))
+    assert row["status"] == "ok" and row["mask_depigmented"]
+    assert (out / row["mask_depigmented"]).is_file()
