@@ -96,6 +96,39 @@ def test_shrinking_lesions_give_the_expected_improvement_and_change_map():
     )
 
 
+def test_repigmentation_inside_an_outlined_patch_lowers_its_level_not_its_extent():
+    """A three-output model: same outline at both visits, pigment returning inside it."""
+    shape = (120, 120)
+    skin = np.ones(shape, bool)
+    outline = discs(shape, [(60, 60)], [30])
+    before = outline.copy()
+    after = outline & ~discs(shape, [(60, 60)], [21])  # about half the patch repigments
+    config = VasiConfig()
+    result = compare_masks(
+        skin,
+        outline,
+        skin,
+        outline,
+        identity_alignment(shape, shape),
+        "trunk",
+        config=config,
+        baseline_depigmented=before,
+        followup_depigmented=after,
+    )
+    (baseline_patch,), (followup_patch,) = result.baseline.patches, result.followup.patches
+    assert baseline_patch.area_px == followup_patch.area_px  # hand units unchanged
+    assert baseline_patch.level == 1.0 and followup_patch.level == 0.5
+    assert result.response.improvement == pytest.approx(0.5)
+    np.testing.assert_array_equal(result.labels == ChangeClass.REPIGMENTED, before & ~after)
+    # Through compare_photos with a three-mask segmenter, the same answer.
+    rgb = np.zeros((*shape, 3), np.uint8)
+    masks = iter([(skin, outline, before), (skin, outline, after)])
+    pair = compare_photos(
+        rgb, rgb, lambda _: next(masks), "trunk", align_method="none", config=config
+    )
+    assert pair.comparison.response.improvement == pytest.approx(0.5)
+
+
 def test_photos_moved_between_visits_are_aligned_before_comparing():
     pair = visit_pair(move=MOVES["rotate-scale-shift-tilt"])
     truth = {
@@ -311,8 +344,9 @@ def test_a_model_folder_plugs_into_the_comparison(tmp_path, tiny_model_dir, monk
 
     segment = command.load_segmenter(str(tiny_model_dir), "cpu", tta=False)
     pair = visit_pair(size=(120, 160), move=camera_move((120, 160), 3.0, 1.0, (4, -3), (0, 0)))
-    skin, lesion = segment(pair["baseline"])
+    skin, lesion, depigmented = segment(pair["baseline"])
     assert skin.shape == lesion.shape == (120, 160) and skin.dtype == lesion.dtype == bool
+    assert depigmented is None  # a two-output model
     result = compare_photos(pair["baseline"], pair["followup"], segment, "face")
     assert result.comparison.baseline.skin_px <= 120 * 160
     monkeypatch.setattr(command, "default_model_dir", lambda: tmp_path / "models" / "default")

@@ -34,7 +34,8 @@ class UsageError(ValueError):
 
 
 def load_segmenter(checkpoint: str | None, device: str, tta: bool) -> Segmenter:
-    """Photo -> (skin, lesion) masks with the given or the shipped model folder."""
+    """Photo -> (skin, lesion, depigmented or None) masks with the given or the shipped
+    model folder."""
     folder = Path(checkpoint).expanduser() if checkpoint else default_model_dir()
     if not (folder / "metadata.json").is_file():
         hint = (
@@ -49,7 +50,9 @@ def load_segmenter(checkpoint: str | None, device: str, tta: bool) -> Segmenter:
     log.info("model %s from %s", predictor.metadata.model_id, folder)
 
     def segment(rgb):
-        return predictor.masks(predictor.predict(rgb), rgb)
+        prediction = predictor.predict(rgb)
+        skin, lesion = predictor.masks(prediction, rgb)
+        return skin, lesion, predictor.depigmented_mask(prediction, lesion)
 
     return segment
 

@@ -256,6 +256,8 @@ def compare_masks(
     roi: np.ndarray | None = None,
     tolerance_px: int = 0,
     config: VasiConfig | None = None,
+    baseline_depigmented: np.ndarray | None = None,
+    followup_depigmented: np.ndarray | None = None,
 ) -> Comparison:
     """Score both visits of one region and map what changed.
 
@@ -281,6 +283,11 @@ def compare_masks(
             area); with an unreliable alignment it applies to the baseline photo only.
         tolerance_px: Registration tolerance of the change map, see :func:`change_labels`.
         config: VASI settings; None for the defaults.
+        baseline_depigmented, followup_depigmented: (H, W) / (H', W') bool depigmented
+            pixels from a model with a depigmented output, whose lesion masks then outline
+            whole patches: levels come from them and the change map compares them (pigment
+            returning inside a patch is repigmentation). None: the lesion masks are the
+            depigmented skin.
 
     Returns:
         The comparison; ``labels`` and ``areas`` are None when the alignment is unreliable.
@@ -290,9 +297,22 @@ def compare_masks(
     followup_lesion = np.asarray(followup_lesion, bool)
     baseline_skin = _skin_or_all(baseline_skin, baseline_lesion)
     followup_skin = _skin_or_all(followup_skin, followup_lesion)
+    # Without a depigmented output the lesion mask is the depigmented skin.
+    baseline_depigmented = _bool_or(baseline_depigmented, baseline_lesion)
+    followup_depigmented = _bool_or(followup_depigmented, followup_lesion)
     expected = {
-        "baseline": (alignment.baseline_shape, baseline_lesion.shape, baseline_skin.shape),
-        "follow-up": (alignment.followup_shape, followup_lesion.shape, followup_skin.shape),
+        "baseline": (
+            alignment.baseline_shape,
+            baseline_lesion.shape,
+            baseline_skin.shape,
+            baseline_depigmented.shape,
+        ),
+        "follow-up": (
+            alignment.followup_shape,
+            followup_lesion.shape,
+            followup_skin.shape,
+            followup_depigmented.shape,
+        ),
     }
     for visit, (aligned_shape, *mask_shapes) in expected.items():
         if any(tuple(shape) != tuple(aligned_shape) for shape in mask_shapes):
@@ -308,9 +328,22 @@ def compare_masks(
     }
 
     if not alignment.reliable or alignment.homography is None:
-        baseline = score_region(baseline_skin, baseline_lesion, region, roi=roi, **scale)
+        baseline = score_region(
+            baseline_skin,
+            baseline_lesion,
+            region,
+            roi=roi,
+            depigmented=baseline_depigmented,
+            **scale,
+        )
         follow_scale = {**scale, "pixels_per_cm": followup_pixels_per_cm or pixels_per_cm}
-        followup = score_region(followup_skin, followup_lesion, region, **follow_scale)
+        followup = score_region(
+            followup_skin,
+            followup_lesion,
+            region,
+            depigmented=followup_depigmented,
+            **follow_scale,
+        )
         note = (
             f"alignment unreliable ({alignment.reason}): each photo scored on its own and no "
             "change map made; check that the photos show the same region from a similar view"
@@ -332,14 +365,24 @@ def compare_masks(
         common &= np.asarray(roi, bool)
     warped_skin = warp_to_baseline(followup_skin, alignment, nearest=True)
     warped_lesion = warp_to_baseline(followup_lesion, alignment, nearest=True)
+    warped_depigmented = warp_to_baseline(followup_depigmented, alignment, nearest=True)
     # In the baseline frame the follow-up has the baseline's scale.
-    baseline = score_region(baseline_skin, baseline_lesion, region, roi=common, **scale)
-    followup = score_region(warped_skin, warped_lesion, region, roi=common, **scale)
-    labels = change_labels(
+    baseline = score_region(
         baseline_skin,
         baseline_lesion,
+        region,
+        roi=common,
+        depigmented=baseline_depigmented,
+        **scale,
+    )
+    followup = score_region(
+        warped_skin, warped_lesion, region, roi=common, depigmented=warped_depigmented, **scale
+    )
+    labels = change_labels(
+        baseline_skin,
+        baseline_depigmented,
         warped_skin,
-        warped_lesion,
+        warped_depigmented,
         common,
         tolerance_px=tolerance_px,
     )
@@ -360,6 +403,10 @@ def compare_masks(
         areas=change_areas(labels, pixels_per_cm),
         notes=tuple(notes),
     )
+
+
+def _bool_or(mask: np.ndarray | None, fallback: np.ndarray) -> np.ndarray:
+    return fallback if mask is None else np.asarray(mask, bool)
 
 
 def _skin_or_all(skin: np.ndarray | None, lesion: np.ndarray) -> np.ndarray:

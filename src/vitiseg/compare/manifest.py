@@ -35,6 +35,7 @@ from vitiseg.compare.pairs import (
     comparison_row,
     csv_text,
     light_skin_note,
+    segment_photo,
     write_pair_outputs,
 )
 from vitiseg.data.dataset_format import find_images
@@ -436,7 +437,7 @@ def _score_photo(
 ) -> tuple[RegionScore, str | None]:
     """The photo's region score, and its light-skin note (named by ``label`` and file)."""
     rgb = read_rgb(photo.image)
-    skin, lesion = segment(rgb)
+    skin, lesion, depigmented = segment_photo(segment, rgb)
     score = score_region(
         skin,
         lesion,
@@ -444,6 +445,7 @@ def _score_photo(
         pixels_per_cm=photo.pixels_per_cm,
         body_surface_cm2=photo.body_surface_cm2,
         config=config,
+        depigmented=depigmented,
     )
     return score, light_skin_note(f"{label} {Path(photo.image).name}", rgb, skin, lesion, quality)
 

@@ -1,7 +1,8 @@
 """Two photos of one region: align, segment, compare, and write every output.
 
-The segmentation model is passed in as a function (``segment(rgb) -> (skin, lesion)``), so
-this module needs no torch and tests can inject masks.
+The segmentation model is passed in as a function (``segment(rgb) -> (skin, lesion)``, or
+``(skin, lesion, depigmented)`` for a model with a depigmented output), so this module
+needs no torch and tests can inject masks.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from vitiseg.vasi import VasiConfig
 
 logger = logging.getLogger(__name__)
 
-Segmenter = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+Segmenter = Callable[[np.ndarray], tuple[np.ndarray, ...]]
 AlignMethod = Literal["features", "none"]
 
 # Flat columns of comparison.csv (manifest mode puts patient_id first).
@@ -104,6 +105,17 @@ def align_photos(
     return align_images(baseline_rgb, followup_rgb, settings)
 
 
+def segment_photo(
+    segment: Segmenter, rgb: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(skin, lesion, depigmented or None) from a segmenter of either form."""
+    masks = segment(rgb)
+    if len(masks) == 2:
+        return masks[0], masks[1], None
+    skin, lesion, depigmented = masks
+    return skin, lesion, depigmented
+
+
 def compare_photos(
     baseline_rgb: np.ndarray,
     followup_rgb: np.ndarray,
@@ -128,7 +140,8 @@ def compare_photos(
         baseline_rgb: (H, W, 3) uint8 baseline photo.
         followup_rgb: (H', W', 3) uint8 follow-up photo.
         segment: Photo -> (skin, lesion) (H, W) bool masks, e.g. a predictor's
-            ``lambda rgb: predictor.masks(predictor.predict(rgb), rgb)``.
+            ``lambda rgb: predictor.masks(predictor.predict(rgb), rgb)``, or (skin, lesion,
+            depigmented) from a model with a depigmented output.
         region: VASI region name.
         align_method: ``"features"`` or ``"none"`` (photos already registered).
         align_settings: Alignment settings; None for the defaults.
@@ -137,8 +150,8 @@ def compare_photos(
         quality: Thresholds of the quality flags; None for the defaults.
     """
     alignment = align_photos(baseline_rgb, followup_rgb, align_method, align_settings)
-    baseline_skin, baseline_lesion = segment(baseline_rgb)
-    followup_skin, followup_lesion = segment(followup_rgb)
+    baseline_skin, baseline_lesion, baseline_depigmented = segment_photo(segment, baseline_rgb)
+    followup_skin, followup_lesion, followup_depigmented = segment_photo(segment, followup_rgb)
     comparison = compare_masks(
         baseline_skin,
         baseline_lesion,
@@ -151,6 +164,8 @@ def compare_photos(
         body_surface_cm2=body_surface_cm2,
         tolerance_px=tolerance_px,
         config=config,
+        baseline_depigmented=baseline_depigmented,
+        followup_depigmented=followup_depigmented,
     )
     visits = (
         ("baseline", baseline_rgb, baseline_skin, baseline_lesion),
