@@ -212,6 +212,21 @@ def test_lesion_outside_skin(dataset: Path) -> None:
     assert report.ok
 
 
+def test_depigmented_pixels_outside_the_outlined_lesion(dataset: Path) -> None:
+    inside = _lesion()
+    inside[np.nonzero(inside)[0][0]] = 0  # a pigmented row inside the outline
+    _save(dataset / "masks" / "depigmented" / "c0.png", inside)
+    report = verify_dataset(dataset)
+    assert report.ok and report.counts.depigmented_masks == 1
+    assert "1 depigmented" in report.summary()
+    outside = _lesion()
+    outside[0, 0] = 255
+    mask = _save(dataset / "masks" / "depigmented" / "c0.png", outside)
+    problem = _only_problem(dataset)
+    assert problem.path == mask
+    assert problem.message == "1 depigmented pixel(s) lie outside the lesion mask"
+
+
 def test_patient_in_two_splits(dataset: Path) -> None:
     _set_row(dataset, "c1", split="val")
     problem = _only_problem(dataset)

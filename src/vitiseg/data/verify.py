@@ -58,6 +58,7 @@ class VerifyCounts:
     patients: int = 0
     lesion_masks: int = 0
     skin_masks: int = 0
+    depigmented_masks: int = 0
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,8 @@ class VerifyReport:
             f"{self.root}: {counts.cases} cases, {counts.patients} patients, "
             f"{counts.lesion_masks} lesion and {counts.skin_masks} skin annotations"
         )
+        if counts.depigmented_masks:
+            text += f", {counts.depigmented_masks} depigmented"
         if self.problems:
             text += f"; {len(self.problems)} problem(s)"
         return text
@@ -288,6 +291,17 @@ def _case_files(
                     f"({outside / max(int(lesion.sum()), 1):.1%} of the lesion)",
                 )
             )
+    depigmented = sound.get("depigmented")
+    if depigmented is not None and lesion is not None and depigmented.shape == lesion.shape:
+        # The lesion mask outlines whole patches; depigmented pixels lie inside them.
+        outside = int(np.count_nonzero(depigmented & ~lesion))
+        if outside:
+            problems.append(
+                Problem(
+                    mask_dirs["depigmented"] / f"{case_id}.png",
+                    f"{outside} depigmented pixel(s) lie outside the lesion mask",
+                )
+            )
     return problems, present
 
 
@@ -369,6 +383,7 @@ def verify_dataset(
         patients=len({cases[c]["patient_id"] for c in with_image if cases[c]["patient_id"]}),
         lesion_masks=mask_counts["lesion"],
         skin_masks=mask_counts["skin"],
+        depigmented_masks=mask_counts["depigmented"],
     )
     logger.info("%s: %d problem(s)", root, len(problems))
     return VerifyReport(root=root, problems=problems, counts=counts)
