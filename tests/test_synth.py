@@ -17,6 +17,7 @@ from scipy import ndimage
 from skimage.color import rgb2lab
 
 from vitiseg.data.dataset_format import CASES_COLUMNS, load_dataset
+from vitiseg.data.verify import verify_dataset
 from vitiseg.io.images import read_mask, read_rgb
 from vitiseg.synth import (
     CUT_POINTS,
@@ -161,6 +162,22 @@ def test_outline_labels_cover_each_patch_and_leave_truth_exact(
     assert grew >= 1  # pigment specks inside patches are now labelled too
     with pytest.raises(ValueError, match="lesion_label"):
         generate_dataset(tmp_path / "bad", n=1, seed=1, lesion_label="polygon")
+
+
+def test_both_labels_write_outlines_and_exact_pixels_side_by_side(
+    exact_and_outline: Path, tmp_path: Path
+) -> None:
+    both = tmp_path / "both"
+    generate_dataset(both, n=3, seed=11, size=192, lesion_label="both")
+    files = _files(both)
+    for name, content in _files(exact_and_outline / "outline").items():
+        if name.startswith(("images", "masks")):
+            assert files[name] == content  # the same photos, outlines in masks/lesion
+    for name, content in _files(exact_and_outline / "exact").items():
+        if name.startswith("masks/lesion"):
+            assert files[name.replace("lesion", "depigmented")] == content
+    report = verify_dataset(both)
+    assert report.ok and report.counts.depigmented_masks == 3
 
 
 def _label_style_ceiling(truth: Path, other: Path):
