@@ -693,6 +693,11 @@ def test_dataset_weights_keyed_by_an_unknown_folder_are_refused(tmp_path):
             ["vitiligo-web", "skin-photos", "painted-train-split"],
             (None, 17),
         ),
+        (
+            "default_model_depigmented",
+            ["vitiligo-web", "skin-photos", "painted-train-split"],
+            (None, 17),
+        ),
     ],
 )
 def test_default_recipe_configs_weight_the_folders_their_commands_name(
