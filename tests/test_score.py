@@ -345,6 +345,13 @@ def test_overlay_outlines_lesions_and_skin_and_adds_a_legend():
     assert nearest(slice(17, 24), 150, SKIN_COLOUR) < 40  # across the skin's edge
     assert nearest(slice(17, 24), 150, LESION_COLOUR) > 200  # no lesion outline there
     assert (overlay[5, 5] == 90).all()  # the photo elsewhere is untouched
+    # With a depigmented output only the depigmented part of the outlined patch is tinted.
+    depigmented = np.zeros_like(skin)
+    depigmented[80:120, 120:150] = True
+    split = draw_overlay(rgb, skin, lesion, long_side=0, depigmented=depigmented)
+    assert (split[100, 135] == overlay[100, 135]).all()  # tinted in both
+    assert (split[100, 165] == 90).all() and (overlay[100, 165] != 90).any()
+    assert split.shape == overlay.shape  # the legend names the outline and the tint
 
 
 # --- resumption, sharding, merge ------------------------------------------------------------

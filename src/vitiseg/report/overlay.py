@@ -13,6 +13,11 @@ LESION_COLOUR = (255, 0, 255)
 SKIN_COLOUR = (0, 220, 255)
 LESION_FILL_ALPHA = 0.25
 LEGEND = (("depigmented (lesion) outline", LESION_COLOUR), ("skin boundary", SKIN_COLOUR))
+# A model with a depigmented output: outlines are whole patches, the tint what lost pigment.
+LEGEND_WITH_DEPIGMENTED = (
+    ("patch outline (tinted: depigmented)", LESION_COLOUR),
+    ("skin boundary", SKIN_COLOUR),
+)
 
 
 def shrink_long_side(image: np.ndarray, long_side: int, *, nearest: bool = False) -> np.ndarray:
@@ -40,6 +45,7 @@ def draw_overlay(
     *,
     long_side: int = 2000,
     legend: bool = True,
+    depigmented: np.ndarray | None = None,
 ) -> np.ndarray:
     """Photo with a light lesion fill, lesion outlines and the skin boundary.
 
@@ -50,6 +56,8 @@ def draw_overlay(
         long_side: The overlay is shrunk to this long side in px (0 = full size), so a
             12 MP photo gives a viewable file.
         legend: Add a white band below the photo explaining the colours.
+        depigmented: (H, W) bool depigmented pixels from a model with that output, whose
+            ``lesion`` outlines whole patches: only these are tinted. None: tint ``lesion``.
 
     Returns:
         (h, w, 3) uint8 RGB, h including the legend band.
@@ -59,8 +67,11 @@ def draw_overlay(
     # The same size as the canvas, centre-sampled so the outlines sit on the photo.
     skin_small = shrink_long_side(skin.astype(np.uint8), long_side, nearest=True)
     lesion_small = shrink_long_side(lesion.astype(np.uint8), long_side, nearest=True)
-    if lesion_small.any():
-        filled = lesion_small.astype(bool)
+    tinted = lesion_small
+    if depigmented is not None:
+        tinted = shrink_long_side(depigmented.astype(np.uint8), long_side, nearest=True)
+    if tinted.any():
+        filled = tinted.astype(bool)
         tint = np.asarray(LESION_COLOUR, np.float32)
         canvas[filled] = (
             canvas[filled] * (1 - LESION_FILL_ALPHA) + tint * LESION_FILL_ALPHA
@@ -72,16 +83,19 @@ def draw_overlay(
     )
     if not legend:
         return canvas
-    return np.concatenate([canvas, legend_band(width)], axis=0)
+    entries = LEGEND if depigmented is None else LEGEND_WITH_DEPIGMENTED
+    return np.concatenate([canvas, legend_band(width, entries)], axis=0)
 
 
-def legend_band(width: int) -> np.ndarray:
+def legend_band(
+    width: int, entries: tuple[tuple[str, tuple[int, int, int]], ...] = LEGEND
+) -> np.ndarray:
     """(h, width, 3) uint8 white band naming the overlay colours, readable at any width."""
     scale = max(0.45, min(1.4, width / 1400))
     line_height = int(round(34 * scale)) + 6
-    band = np.full((line_height * len(LEGEND) + 8, width, 3), 255, np.uint8)
+    band = np.full((line_height * len(entries) + 8, width, 3), 255, np.uint8)
     sample = int(round(40 * scale))
-    for row, (label, colour) in enumerate(LEGEND):
+    for row, (label, colour) in enumerate(entries):
         y = 4 + row * line_height + line_height // 2
         cv2.line(band, (8, y), (8 + sample, y), colour, max(3, int(round(5 * scale))))
         cv2.putText(

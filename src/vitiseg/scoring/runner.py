@@ -300,7 +300,9 @@ def _score_pixels(
             write_png_atomic(out_dir / files[f"mask_{kind}"], mask.view(np.uint8) * np.uint8(255))
     if settings.write_overlays:
         files["overlay"] = f"overlays/{photo.key}.jpg"
-        overlay = draw_overlay(rgb, skin, lesion, long_side=settings.overlay_long_side)
+        overlay = draw_overlay(
+            rgb, skin, lesion, long_side=settings.overlay_long_side, depigmented=depigmented
+        )
         write_bytes_atomic(out_dir / files["overlay"], encode_jpeg(overlay, 88))
         del overlay
     thumb = settings.thumbnail_long_side
@@ -311,7 +313,12 @@ def _score_pixels(
     )
     write_bytes_atomic(
         out_dir / files["overlay_thumbnail"],
-        encode_jpeg(draw_overlay(rgb, skin, lesion, long_side=thumb, legend=False), 80),
+        encode_jpeg(
+            draw_overlay(
+                rgb, skin, lesion, long_side=thumb, legend=False, depigmented=depigmented
+            ),
+            80,
+        ),
     )
     return {
         "width": width,
