@@ -143,7 +143,7 @@ def test_a_three_output_model_trains_on_outlines_and_depigmented_masks(tmp_path)
     train(settings, [DatasetSpec(painted), DatasetSpec(real)], out)
     model, metadata = load_model_folder(out / "model")
     assert metadata.output_names == ("skin", "lesion", "depigmented")
-    assert metadata.thresholds["depigmented"] == 0.5 and metadata.has_depigmented
+    assert metadata.thresholds["depigmented"] == 0.5
     rows = _metrics_rows(out)
     assert "val/painted/depigmented/dice" in rows[0]
     assert "val/real/depigmented/dice" not in rows[0]  # real photos have no exact truth

@@ -85,12 +85,6 @@ class ModelMetadata:
             "package_version": self.package_version,
         }
 
-    @property
-    def has_depigmented(self) -> bool:
-        """True when the lesion output is the outlined patch and a separate output gives
-        the depigmented pixels inside it."""
-        return "depigmented" in self.output_names
-
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelMetadata:
         if data.get("format") != FORMAT:
