@@ -206,12 +206,15 @@ def test_a_shrunk_mask_takes_each_blocks_centre_like_the_area_averaged_photo():
     assert resize_long_side(mask, 2, nearest=True)[:, 0].tolist() == [1, 0]
 
 
-def test_augmentation_keeps_masks_binary_and_lesion_inside_skin(tiny_dataset):
-    for sample in _augmented_samples(tiny_dataset, epoch=0):
+def test_augmentation_keeps_masks_binary_and_lesion_inside_skin(tiny_dataset, tmp_path):
+    with_depigmented = make_tiny_dataset(tmp_path / "both", depigmented=True)
+    samples = _augmented_samples(tiny_dataset, 0) + _augmented_samples(with_depigmented, 0)
+    assert any(s["targets"][2].any() for s in samples)  # depigmented pixels survive crops
+    for sample in samples:
         for key in ("targets", "valid"):
             assert set(torch.unique(sample[key]).tolist()) <= {0.0, 1.0}
-        skin, lesion = sample["targets"]
-        assert not (lesion.bool() & ~skin.bool()).any()
+        skin, lesion, depigmented = sample["targets"].bool()
+        assert not (lesion & ~skin).any() and not (depigmented & ~lesion).any()
         assert sample["image"].shape == (3, 48, 48)
 
 
