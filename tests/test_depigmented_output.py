@@ -13,7 +13,7 @@ import torch
 
 from tests.conftest import make_tiny_dataset
 from vitiseg.data.dataset_format import load_dataset
-from vitiseg.evaluation.evaluate import evaluate_case, summarise
+from vitiseg.evaluation.evaluate import evaluate_case, markdown_table, summarise
 from vitiseg.inference.onnx_backend import OnnxBackend, export_onnx
 from vitiseg.inference.predictor import Predictor, TorchBackend
 from vitiseg.io.images import read_mask
@@ -146,6 +146,10 @@ def test_evaluation_scores_the_depigmented_output_against_its_own_masks(
     assert all(r.depigmented is not None for r in results)
     summary = summarise(results)
     assert "depigmented" in summary["mean"] and "depigmented" in summary["cases"][0]
+    dice = [b["depigmented"]["dice"] for b in summary["strata"].values()]  # 2 Fitzpatrick types
+    assert summary["depigmented_dice_gap_between_strata"] == pytest.approx(max(dice) - min(dice))
+    header = markdown_table(summary).splitlines()[0]
+    assert header.endswith("| depigmented Dice |")
     # The affected fraction's truth is the depigmented mask, not the outline.
     case = load_dataset(dataset)[0]
     skin, depigmented = read_mask(case.skin_mask_path), read_mask(case.depigmented_mask_path)

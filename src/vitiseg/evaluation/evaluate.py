@@ -207,16 +207,6 @@ def summarise(results: Sequence[CaseResult]) -> dict[str, Any]:
     for result in results:
         strata[result.stratum].append(result)
     stratum_blocks = {name: block(rows) for name, rows in sorted(strata.items())}
-    dice_by_stratum = {
-        name: b["lesion_nonempty"]["dice"]
-        for name, b in stratum_blocks.items()
-        if "lesion_nonempty" in b and b["lesion_nonempty"]["dice"] is not None
-    }
-    spread = (
-        max(dice_by_stratum.values()) - min(dice_by_stratum.values())
-        if len(dice_by_stratum) > 1
-        else None
-    )
     by_flag = {
         name: {
             "flagged": block([r for r in results if name in r.quality_flags]),
@@ -229,7 +219,9 @@ def summarise(results: Sequence[CaseResult]) -> dict[str, Any]:
         "mean": block(results),
         "strata": stratum_blocks,
         "by_quality_flag": by_flag,
-        "lesion_dice_gap_between_strata": spread,
+        "lesion_dice_gap_between_strata": _dice_gap(stratum_blocks, "lesion_nonempty"),
+        # A three-output model against exact truth (masks/depigmented); None otherwise.
+        "depigmented_dice_gap_between_strata": _dice_gap(stratum_blocks, "depigmented"),
         "empty_mask_policy": (
             "truth and prediction both empty: Dice=IoU=1, HD95=0, sensitivity/precision "
             "undefined; one empty: Dice=IoU=0, HD95 undefined; undefined values are left out "
@@ -242,6 +234,16 @@ def summarise(results: Sequence[CaseResult]) -> dict[str, Any]:
         ),
         "cases": [r.to_dict() for r in results],
     }
+
+
+def _dice_gap(stratum_blocks: dict[str, dict[str, Any]], output: str) -> float | None:
+    """Best minus worst stratum's mean Dice of one output (None with fewer than 2 strata)."""
+    dice = [
+        b[output]["dice"]
+        for b in stratum_blocks.values()
+        if output in b and b[output]["dice"] is not None
+    ]
+    return max(dice) - min(dice) if len(dice) > 1 else None
 
 
 def worst_cases(results: Sequence[CaseResult], count: int) -> list[CaseResult]:
@@ -261,6 +263,10 @@ def markdown_table(summary: dict[str, Any]) -> str:
         "skin Dice [95 % CI] | affected-fraction MAE |",
         "|---|---|---|---|---|---|---|",
     ]
+    # A three-output model on a set with exact depigmented masks gets one more column.
+    with_depigmented = "depigmented" in summary["mean"]
+    if with_depigmented:
+        lines = [lines[0] + " depigmented Dice |", lines[1] + "---|"]
 
     def fmt(value: Any) -> str:
         return "–" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
@@ -278,10 +284,12 @@ def markdown_table(summary: dict[str, Any]) -> str:
         affected = block.get("affected_fraction") or {}
         intervals = block.get("ci95_by_patient") or {}
         lesion_dice = with_interval(lesion.get("dice"), intervals.get(f"{lesion_key}_dice"))
+        depigmented = (block.get("depigmented") or {}).get("dice")
         skin_dice = with_interval(skin.get("dice"), intervals.get("skin_dice"))
         lines.append(
             f"| {name} | {block['n_cases']} ({block.get('n_patients', '?')}) | {lesion_dice} | "
             f"{fmt(lesion.get('iou'))} | {fmt(lesion.get('hd95_px'))} | "
             f"{skin_dice} | {fmt(affected.get('mae'))} |"
+            + (f" {fmt(depigmented)} |" if with_depigmented else "")
         )
     return "\n".join(lines) + "\n"
