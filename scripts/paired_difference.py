@@ -2,11 +2,14 @@
 """Is model B better than model A on the same photos? A paired, patient-level answer.
 
     python scripts/paired_difference.py A/summary.json B/summary.json [--metric lesion.dice]
+        [--other-metric depigmented.dice]
 
 Both files are vitiseg-eval summaries of the same cases. The per-case differences B - A are
 averaged, and their 95 % interval comes from resampling whole patients (a patient's photos
 are not independent). An interval that contains 0 means the validation set cannot tell
-the two models apart.
+the two models apart. ``--other-metric`` reads B's value from another output, e.g. a
+three-output model's depigmented Dice against a two-output model's lesion Dice on the same
+exact truth.
 """
 
 from __future__ import annotations
@@ -32,17 +35,17 @@ def main() -> int:
     parser.add_argument("baseline", type=Path)
     parser.add_argument("other", type=Path)
     parser.add_argument("--metric", default="lesion.dice", help="KIND.NAME in each case")
+    parser.add_argument("--other-metric", default=None, help="B's KIND.NAME (default: --metric)")
     args = parser.parse_args()
-    first, second = (
-        case_values(json.loads(path.read_text()), args.metric)
-        for path in (args.baseline, args.other)
-    )
+    other_metric = args.other_metric or args.metric
+    first = case_values(json.loads(args.baseline.read_text()), args.metric)
+    second = case_values(json.loads(args.other.read_text()), other_metric)
     if set(first) != set(second):
         print(f"error: {args.baseline} and {args.other} hold different cases", file=sys.stderr)
         return 2
     ids = sorted(i for i in first if first[i][1] is not None and second[i][1] is not None)
     if not ids:
-        print(f"error: no case has {args.metric} in both files", file=sys.stderr)
+        print(f"error: no case has {args.metric} / {other_metric} in both", file=sys.stderr)
         return 2
     differences = [second[i][1] - first[i][1] for i in ids]
     patients = [first[i][0] for i in ids]
@@ -51,7 +54,8 @@ def main() -> int:
     shown = f"[{interval[0]:+.3f}, {interval[1]:+.3f}]" if interval else "(under 2 patients)"
     better = sum(d > 0 for d in differences)
     print(
-        f"{args.metric}: B - A = {mean:+.3f}, 95 % patient-bootstrap interval {shown}; "
+        f"{args.metric}{'' if other_metric == args.metric else ' vs ' + other_metric}: "
+        f"B - A = {mean:+.3f}, 95 % patient-bootstrap interval {shown}; "
         f"B better on {better} of {len(ids)} cases ({len(set(patients))} patients)"
     )
     return 0

@@ -71,3 +71,22 @@ def test_paired_difference_script_reports_the_shift_and_refuses_other_cases(tmp_
     )
     assert done.returncode == 2
     assert "a.json" in done.stderr and "c.json" in done.stderr
+    # B's value from another output: a three-output model's depigmented Dice.
+    third = json.loads(second.read_text())
+    for case in third["cases"]:
+        case["depigmented"] = {"dice": case.pop("lesion")["dice"] + 0.1}
+    (tmp_path / "d.json").write_text(json.dumps(third))
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            str(first),
+            str(tmp_path / "d.json"),
+            "--other-metric",
+            "depigmented.dice",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "lesion.dice vs depigmented.dice: B - A = +0.200" in done.stdout
