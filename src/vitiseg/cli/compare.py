@@ -49,12 +49,7 @@ def load_segmenter(checkpoint: str | None, device: str, tta: bool) -> Segmenter:
     predictor = Predictor.from_folder(folder, device=device, tta=tta)
     log.info("model %s from %s", predictor.metadata.model_id, folder)
 
-    def segment(rgb):
-        prediction = predictor.predict(rgb)
-        skin, lesion = predictor.masks(prediction, rgb)
-        return skin, lesion, predictor.depigmented_mask(prediction, lesion)
-
-    return segment
+    return predictor.segment
 
 
 def align_settings(cfg: DictConfig) -> AlignSettings:

@@ -50,10 +50,7 @@ def task(cfg: DictConfig) -> int:
     if truth is not None:
 
         def predict_masks(case):
-            rgb = read_rgb(case.image_path)
-            prediction = predictor.predict(rgb)
-            skin, lesion = predictor.masks(prediction, rgb)
-            return skin, lesion, predictor.depigmented_mask(prediction, lesion)
+            return predictor.segment(read_rgb(case.image_path))
 
         agreement = vasi_agreement(cases, truth, load_vasi_config(cfg.vasi), predict_masks)
         summary["vasi_vs_truth"] = agreement.to_dict()

@@ -183,6 +183,12 @@ class Predictor:
         skin = (prediction.skin >= skin_threshold) | lesion
         return skin, lesion
 
+    def segment(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Photo -> (skin, lesion, depigmented or None) bool masks (see :meth:`masks`)."""
+        prediction = self.predict(rgb)
+        skin, lesion = self.masks(prediction, rgb)
+        return skin, lesion, self.depigmented_mask(prediction, lesion)
+
     def depigmented_mask(self, prediction: Prediction, lesion: np.ndarray) -> np.ndarray | None:
         """The depigmented pixels inside the lesion mask (from :meth:`masks`), or None for a
         two-output model, whose lesion mask is itself the depigmented skin."""
