@@ -26,7 +26,7 @@ import torch
 from torch.utils.data import Dataset
 
 from vitiseg.data.augment import swap_background
-from vitiseg.data.dataset_format import Case
+from vitiseg.data.dataset_format import MASK_KINDS, Case
 from vitiseg.data.resize import resize_long_side
 from vitiseg.data.splits import deterministic_rng
 from vitiseg.io.images import read_mask, read_rgb
@@ -96,7 +96,7 @@ def load_case(case: Case, dataset: str, long_side: int) -> LoadedCase:
     image = read_rgb(case.image_path)
     shape = image.shape[:2]
     masks = {}
-    for kind in ("skin", "lesion", "depigmented"):
+    for kind in MASK_KINDS:
         path = case.mask_path(kind)
         if path is None:
             masks[kind] = None

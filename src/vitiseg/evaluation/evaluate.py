@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from vitiseg.data.dataset_format import Case
+from vitiseg.data.dataset_format import MASK_KINDS, Case
 from vitiseg.inference.predictor import Predictor
 from vitiseg.io.images import read_mask, read_rgb
 from vitiseg.metrics.confidence import patient_bootstrap_ci
@@ -91,10 +91,7 @@ def evaluate_case(
     flags = assess_quality(
         rgb, skin_pred, prediction.lesion, prediction.uncertainty, quality, lesion=lesion_pred
     ).flags
-    truth = {
-        kind: (read_mask(p) if (p := case.mask_path(kind)) else None)
-        for kind in ("skin", "lesion", "depigmented")
-    }
+    truth = {kind: (read_mask(p) if (p := case.mask_path(kind)) else None) for kind in MASK_KINDS}
     for kind, mask in truth.items():
         if mask is not None and mask.shape != lesion_pred.shape:
             raise ValueError(
