@@ -19,8 +19,14 @@ from vitiseg.models.model_folder import load_model_folder, save_model_folder
 
 # What must be equal for two model folders to be averaged: the same network, fed the same
 # way, cut at the same thresholds.
-SAME_FIELDS = ("arch", "model_kwargs", "preprocessing", "output_names", "thresholds",
-               "lesion_postprocess")
+SAME_FIELDS = (
+    "arch",
+    "model_kwargs",
+    "preprocessing",
+    "output_names",
+    "thresholds",
+    "lesion_postprocess",
+)
 
 
 def average_state_dicts(states: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -72,7 +78,7 @@ def average_model_folders(folders: Sequence[str | Path], out_folder: str | Path)
         raise ValueError("averaging needs at least two model folders")
     loaded = [load_model_folder(folder) for folder in folders]
     first_model, first_metadata = loaded[0]
-    for folder, (_, metadata) in zip(folders[1:], loaded[1:]):
+    for folder, (_, metadata) in zip(folders[1:], loaded[1:], strict=True):
         for name in SAME_FIELDS:
             if getattr(metadata, name) != getattr(first_metadata, name):
                 raise ValueError(
@@ -80,7 +86,10 @@ def average_model_folders(folders: Sequence[str | Path], out_folder: str | Path)
                     "from one start with one config can be averaged"
                 )
     first_model.load_state_dict(average_state_dicts([model.state_dict() for model, _ in loaded]))
-    ingredients = [_ingredient(folder, metadata) for folder, (_, metadata) in zip(folders, loaded)]
+    ingredients = [
+        _ingredient(folder, metadata)
+        for folder, (_, metadata) in zip(folders, loaded, strict=True)
+    ]
     minutes = [item["minutes"] for item in ingredients]
     training = {
         **first_metadata.training,
