@@ -659,6 +659,14 @@ def test_quality_flags_each_fire_on_their_defect_and_not_on_a_good_photo():
     assert "low_confidence" in assess_quality(good, skin, uncertainty=spread).flags
     sure = np.where(skin, 0.95, 0.02).astype(np.float32)
     assert assess_quality(good, skin, lesion_probability=sure).flags == ()
+    # Skin outline: a photo whose skin probability hovers near 0.5 over a fifth of it.
+    unsure_skin = np.where(skin, 0.97, 0.03).astype(np.float32)
+    assert assess_quality(good, skin, skin_probability=unsure_skin).flags == ()
+    unsure_skin[:80] = 0.5  # 20 % of the photo
+    report = assess_quality(good, skin, skin_probability=unsure_skin)
+    assert "uncertain_skin" in report.flags and report.ambiguous_skin_share == 0.2
+    unsure_skin[:80] = 0.9  # confident again, though wrong: no flag
+    assert assess_quality(good, skin, skin_probability=unsure_skin).flags == ()
 
     light = good.copy()
     light[skin] = np.clip(good[skin].astype(np.int16) // 4 + (205, 175, 160), 0, 255)
@@ -674,6 +682,13 @@ def test_quality_flags_each_fire_on_their_defect_and_not_on_a_good_photo():
     patchy[patches] = (245, 240, 236)
     assert "light_skin" in assess_quality(patchy, skin).flags
     assert assess_quality(patchy, skin, lesion=patches).flags == ()
+
+
+def test_quality_config_refuses_an_empty_skin_probability_band():
+    with pytest.raises(ValueError, match="skin_ambiguous_low < skin_ambiguous_high"):
+        QualityConfig(skin_ambiguous_low=0.8, skin_ambiguous_high=0.2)
+    with pytest.raises(ValueError, match="max_ambiguous_skin_share"):
+        QualityConfig(max_ambiguous_skin_share=1.5)
 
 
 def test_quality_config_defaults_equal_the_shipped_yaml():

@@ -89,7 +89,13 @@ def evaluate_case(
     depigmented_pred = predictor.depigmented_mask(prediction, lesion_pred)
     # As scoring raises them: from the photo and the model's output only, never the truth.
     flags = assess_quality(
-        rgb, skin_pred, prediction.lesion, prediction.uncertainty, quality, lesion=lesion_pred
+        rgb,
+        skin_pred,
+        prediction.lesion,
+        prediction.uncertainty,
+        quality,
+        lesion=lesion_pred,
+        skin_probability=prediction.skin,
     ).flags
     truth = {kind: (read_mask(p) if (p := case.mask_path(kind)) else None) for kind in MASK_KINDS}
     for kind, mask in truth.items():

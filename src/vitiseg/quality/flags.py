@@ -1,5 +1,5 @@
-"""Photo quality flags: blur, exposure, colour cast, size, skin found, model confidence,
-and skin light enough that the model is known to miss lesions on it.
+"""Photo quality flags: blur, exposure, colour cast, size, skin found, model confidence
+(lesion and skin), and skin light enough that the model is known to miss lesions on it.
 
 Pure NumPy/OpenCV. Each flag compares one measure with a documented threshold
 (``configs/quality/default.yaml``). The flags are hints for a reviewer, reported beside
@@ -29,6 +29,11 @@ FLAG_DESCRIPTIONS: Mapping[str, str] = {
     "too_small": "too small: the shorter side has too few pixels",
     "little_skin": "little skin found: the model found little skin in the photo",
     "low_confidence": "low model confidence: many ambiguous or unstable lesion pixels",
+    "uncertain_skin": (
+        "uncertain skin outline: the model is unsure where much of the skin ends (common in "
+        "photos of people in rooms), so the affected share of skin and uncalibrated hand "
+        "units may be wrong; check the skin mask by eye"
+    ),
     "light_skin": (
         "light skin (high typology angle): the default model missed many lesions on light "
         "skin in validation; check the lesion mask by eye"
@@ -66,6 +71,11 @@ class QualityConfig:
             ambiguous lesion probability.
         max_mean_uncertainty: ``low_confidence`` when the mean test-time-augmentation
             spread of the lesion probability over skin is above this (TTA only).
+        skin_ambiguous_low: Lower bound of the ambiguous skin probability band.
+        skin_ambiguous_high: Upper bound of the ambiguous skin probability band.
+        max_ambiguous_skin_share: ``uncertain_skin`` when more than this share of the
+            photo has an ambiguous skin probability. Chosen on the default model's training
+            skin photos (docs/model.md, session 16).
         light_skin_min_ita: ``light_skin`` when the individual typology angle of the normal
             (non-lesion) skin the model found is above this, in degrees. 41 is where "light"
             begins (Del Bino); cross-validated, the default model scored lesion Dice 0.24 on
@@ -88,19 +98,27 @@ class QualityConfig:
     ambiguous_high: float = 0.65
     max_ambiguous_share: float = 0.2
     max_mean_uncertainty: float = 0.1
+    skin_ambiguous_low: float = 0.2
+    skin_ambiguous_high: float = 0.8
+    max_ambiguous_skin_share: float = 0.16
     light_skin_min_ita: float = 41.0
 
     def __post_init__(self) -> None:
         if self.analysis_long_side < 16:
             raise ValueError("analysis_long_side: must be >= 16")
-        if not 0 <= self.ambiguous_low < self.ambiguous_high <= 1:
-            raise ValueError("ambiguous_low < ambiguous_high, both within [0, 1]")
+        for low, high in (
+            ("ambiguous_low", "ambiguous_high"),
+            ("skin_ambiguous_low", "skin_ambiguous_high"),
+        ):
+            if not 0 <= getattr(self, low) < getattr(self, high) <= 1:
+                raise ValueError(f"{low} < {high}, both within [0, 1]")
         for name in (
             "underexposed_max_dark_share",
             "overexposed_max_clipped_share",
             "cast_min_background_share",
             "min_skin_fraction",
             "max_ambiguous_share",
+            "max_ambiguous_skin_share",
         ):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name}: must lie within [0, 1]")
@@ -136,6 +154,8 @@ class QualityReport:
         skin_fraction: Skin (lesions included) / all pixels; None without a skin mask.
         ambiguous_share: Share of skin pixels with an ambiguous lesion probability.
         mean_uncertainty: Mean TTA spread of the lesion probability over skin; None without TTA.
+        ambiguous_skin_share: Share of the photo with an ambiguous skin probability; None
+            without a skin probability.
         ita_deg: Typology angle of the normal skin in degrees; None without enough skin.
     """
 
@@ -149,6 +169,7 @@ class QualityReport:
     skin_fraction: float | None = None
     ambiguous_share: float | None = None
     mean_uncertainty: float | None = None
+    ambiguous_skin_share: float | None = None
     ita_deg: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -177,6 +198,7 @@ def assess_quality(
     uncertainty: np.ndarray | None = None,
     config: QualityConfig | None = None,
     lesion: np.ndarray | None = None,
+    skin_probability: np.ndarray | None = None,
 ) -> QualityReport:
     """Measure a photo (and optionally the model's output on it) and raise flags.
 
@@ -187,6 +209,7 @@ def assess_quality(
         uncertainty: (H, W) float32 per-pixel TTA spread of the lesion probability, or None.
         config: Thresholds; None for the defaults.
         lesion: (H, W) bool lesion mask, left out of the skin whose tone is measured.
+        skin_probability: (H, W) float32 skin probability in [0, 1], or None.
 
     Returns:
         The measures and the raised flags.
@@ -228,6 +251,15 @@ def assess_quality(
         ambiguous_share = float(np.mean(ambiguous, where=region))
     if uncertainty is not None:
         mean_uncertainty = float(np.mean(uncertainty, where=region, dtype=np.float64))
+    ambiguous_skin_share = None
+    if skin_probability is not None:
+        # Over the whole photo: a wall taken for skin is as wrong as skin taken for a wall.
+        ambiguous_skin_share = float(
+            np.mean(
+                (skin_probability >= config.skin_ambiguous_low)
+                & (skin_probability <= config.skin_ambiguous_high)
+            )
+        )
 
     raised = {
         "blur": laplacian_var < config.blur_min_laplacian_var,
@@ -241,6 +273,8 @@ def assess_quality(
             ambiguous_share is not None and ambiguous_share > config.max_ambiguous_share
         )
         or (mean_uncertainty is not None and mean_uncertainty > config.max_mean_uncertainty),
+        "uncertain_skin": ambiguous_skin_share is not None
+        and ambiguous_skin_share > config.max_ambiguous_skin_share,
         "light_skin": ita_deg is not None and ita_deg > config.light_skin_min_ita,
     }
     return QualityReport(
@@ -254,5 +288,6 @@ def assess_quality(
         skin_fraction=skin_fraction,
         ambiguous_share=ambiguous_share,
         mean_uncertainty=mean_uncertainty,
+        ambiguous_skin_share=ambiguous_skin_share,
         ita_deg=ita_deg,
     )

@@ -52,6 +52,7 @@ CSV_COLUMNS = (
     "vasi_mode",
     "mean_uncertainty",
     "ambiguous_share",
+    "ambiguous_skin_share",
     "quality_flags",
     "model_id",
     "key",
@@ -96,6 +97,7 @@ class PhotoRecord:
         vasi_mode: ``region_share`` or ``calibrated``.
         mean_uncertainty: Mean TTA spread of the lesion probability over skin.
         ambiguous_share: Share of skin with a lesion probability in the ambiguous band.
+        ambiguous_skin_share: Share of the photo with a skin probability in the ambiguous band.
         quality_flags: Raised quality flags.
         quality: All quality measures.
         region_score: ``RegionScore.to_dict()`` for T-VASI sums (None without a region).
@@ -134,6 +136,7 @@ class PhotoRecord:
     vasi_mode: str = ""
     mean_uncertainty: float | None = None
     ambiguous_share: float | None = None
+    ambiguous_skin_share: float | None = None
     quality_flags: tuple[str, ...] = ()
     quality: dict[str, Any] = field(default_factory=dict)
     region_score: dict[str, Any] | None = None

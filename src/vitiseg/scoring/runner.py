@@ -268,7 +268,13 @@ def _score_pixels(
     skin, lesion = predictor.masks(prediction, rgb)
     depigmented = predictor.depigmented_mask(prediction, lesion)  # None: two-output model
     quality = assess_quality(
-        rgb, skin, prediction.lesion, prediction.uncertainty, settings.quality, lesion=lesion
+        rgb,
+        skin,
+        prediction.lesion,
+        prediction.uncertainty,
+        settings.quality,
+        lesion=lesion,
+        skin_probability=prediction.skin,
     )
     files: dict[str, str] = {}
     if settings.write_masks and prediction.uncertainty is not None:
@@ -335,6 +341,7 @@ def _score_pixels(
         "vasi_mode": score.mode if region else "",
         "mean_uncertainty": quality.mean_uncertainty,
         "ambiguous_share": quality.ambiguous_share,
+        "ambiguous_skin_share": quality.ambiguous_skin_share,
         "quality_flags": quality.flags,
         "quality": quality.to_dict(),
         "region_score": score.to_dict() if region else None,
