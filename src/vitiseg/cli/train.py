@@ -77,6 +77,8 @@ def settings_from_config(cfg: DictConfig) -> TrainSettings:
         split_file=Path(cfg.data.split_file) if cfg.data.get("split_file") else None,
         val_max_cases=cfg.data.val_max_cases,
         select_dataset=cfg.data.select_dataset,
+        select_output=cfg.data.get("select_output", "lesion"),
+        freeze=tuple(trainer.get("freeze") or ()),
         early_stop_patience=trainer.early_stop_patience,
         seed=trainer.seed,
         device=trainer.device,

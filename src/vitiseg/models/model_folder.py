@@ -36,6 +36,7 @@ __all__ = [
     "load_metadata",
     "load_model_folder",
     "load_start_weights",
+    "split_off_branch",
     "save_model_folder",
     "widen_head",
 ]
@@ -111,7 +112,37 @@ def widen_head(state: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) 
     return widened
 
 
+def split_off_branch(state: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> dict:
+    """A start model's weights for a network whose last outputs have a decoder of their own
+    (``ResNetUNet(branch_outputs=k)``): the branch decoder starts as a copy of the shared
+    decoder and the branch head as the start's last k head rows, so the new network first
+    gives exactly the start's outputs. The start must already have all the outputs (see
+    :func:`widen_head`); weights that already have a branch pass through unchanged.
+    """
+    if "branch_head.weight" not in target or "branch_head.weight" in state:
+        return state
+    branch = target["branch_head.weight"].shape[0]
+    split = dict(state)
+    for name, tensor in state.items():
+        if name.startswith("decoders."):
+            split[f"branch_{name}"] = tensor.clone()
+    for part in ("weight", "bias"):
+        head = state[f"head.{part}"]
+        split[f"head.{part}"] = head[:-branch].clone()
+        split[f"branch_head.{part}"] = head[-branch:].clone()
+    return split
+
+
 def load_start_weights(model: nn.Module, folder: str | Path) -> None:
-    """Initialise ``model`` from a model folder for fine-tuning (see :func:`widen_head`)."""
+    """Initialise ``model`` from a model folder for fine-tuning: more outputs than the start
+    are widened (:func:`widen_head`), a branch decoder is split off (:func:`split_off_branch`)."""
     start, _ = load_model_folder(folder)
-    model.load_state_dict(widen_head(start.state_dict(), model.state_dict()))
+    state, target = start.state_dict(), model.state_dict()
+    if "branch_head.weight" in target and "branch_head.weight" not in state:
+        # Widen to the total number of outputs first, as if the branch were still shared.
+        all_outputs = {
+            f"head.{part}": torch.cat([target[f"head.{part}"], target[f"branch_head.{part}"]])
+            for part in ("weight", "bias")
+        }
+        state = split_off_branch(widen_head(state, {**target, **all_outputs}), target)
+    model.load_state_dict(widen_head(state, target))

@@ -116,7 +116,13 @@ def _load_encoder_weights(backbone: nn.Module, path: Path, encoder: str) -> None
 
 
 class ResNetUNet(_PadToStride):
-    """ResNet encoder (torchvision, random init) + U-Net decoder, output at full resolution."""
+    """ResNet encoder (torchvision, random init) + U-Net decoder, output at full resolution.
+
+    ``branch_outputs`` > 0 gives the last that many outputs a decoder and head of their own
+    (``branch_decoders``, ``branch_head``) beside the shared ones, so they can be trained
+    with everything else frozen: the depigmented output then learns exact painted truth
+    for as long as it needs without moving the skin and lesion outputs.
+    """
 
     def __init__(
         self,
@@ -125,10 +131,15 @@ class ResNetUNet(_PadToStride):
         encoder_weights: str | Path | None = None,
         in_channels: int = 3,
         out_channels: int = 2,
+        branch_outputs: int = 0,
     ) -> None:
         super().__init__()
         if encoder not in _RESNETS:
             raise ValueError(f"unknown encoder {encoder!r}; choose from {sorted(_RESNETS)}")
+        if not 0 <= branch_outputs < out_channels:
+            raise ValueError(
+                f"branch_outputs must lie in [0, {out_channels}), not {branch_outputs}"
+            )
         backbone = _RESNETS[encoder](weights=None)
         if encoder_weights:
             _load_encoder_weights(backbone, Path(encoder_weights), encoder)
@@ -139,14 +150,12 @@ class ResNetUNet(_PadToStride):
         self.layers = nn.ModuleList(
             [backbone.layer1, backbone.layer2, backbone.layer3, backbone.layer4]
         )  # /4 64, /8 128, /16 256, /32 512
-        skip_channels = [256, 128, 64, 64, 0]
-        blocks = []
-        previous = 512
-        for skip, channel in zip(skip_channels, decoder_channels, strict=True):
-            blocks.append(_UpBlock(previous, skip, channel))
-            previous = channel
-        self.decoders = nn.ModuleList(blocks)
-        self.head = nn.Conv2d(previous, out_channels, 3, padding=1)
+        self.decoders = _resnet_decoder(decoder_channels)
+        self.head = nn.Conv2d(decoder_channels[-1], out_channels - branch_outputs, 3, padding=1)
+        self.branch_outputs = branch_outputs
+        if branch_outputs:
+            self.branch_decoders = _resnet_decoder(decoder_channels)
+            self.branch_head = nn.Conv2d(decoder_channels[-1], branch_outputs, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, height, width = self._pad(x)
@@ -156,10 +165,31 @@ class ResNetUNet(_PadToStride):
         for layer in self.layers:
             y = layer(y)
             features.append(y)
-        y = features.pop()  # deepest, /32
-        for decoder in self.decoders:
-            y = decoder(y, features.pop() if features else None)
-        return self.head(y)[..., :height, :width]
+        logits = self.head(_decode(self.decoders, features))
+        if self.branch_outputs:
+            logits = torch.cat(
+                [logits, self.branch_head(_decode(self.branch_decoders, features))], 1
+            )
+        return logits[..., :height, :width]
+
+
+def _resnet_decoder(decoder_channels: tuple[int, ...]) -> nn.ModuleList:
+    skip_channels = [256, 128, 64, 64, 0]
+    blocks = []
+    previous = 512
+    for skip, channel in zip(skip_channels, decoder_channels, strict=True):
+        blocks.append(_UpBlock(previous, skip, channel))
+        previous = channel
+    return nn.ModuleList(blocks)
+
+
+def _decode(decoders: nn.ModuleList, features: list[torch.Tensor]) -> torch.Tensor:
+    """Run a decoder up the encoder's features (stem first, deepest last)."""
+    skips = features[:-1]
+    y = features[-1]  # deepest, /32
+    for decoder in decoders:
+        y = decoder(y, skips.pop() if skips else None)
+    return y
 
 
 def build_model(arch: str, **kwargs: object) -> nn.Module:

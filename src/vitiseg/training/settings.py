@@ -45,6 +45,10 @@ class TrainSettings:
     split_file: Path | None = None
     val_max_cases: int = 80  # per dataset, to keep validation quick on CPU
     select_dataset: str = ""  # dataset whose val lesion Dice picks the best model
+    select_output: str = "lesion"  # the output whose val Dice picks it (lesion, depigmented, skin)
+    # Parameter-name prefixes trained not at all, batch-norm statistics included; with
+    # ("stem", "layers", "decoders", "head") only a branch decoder learns.
+    freeze: tuple[str, ...] = ()
     early_stop_patience: int = 0  # epochs without improvement; 0 = off
     seed: int = 0
     device: str = "cpu"

@@ -196,12 +196,42 @@ def validate(
     return results
 
 
-def _selection_metric(results: dict[str, Any], label: str) -> float:
+def _selection_metric(results: dict[str, Any], label: str, output: str = "lesion") -> float:
     metrics = results.get(label, {})
-    for key in ("lesion_nonempty", "lesion", "skin"):
+    keys = ("lesion_nonempty", "lesion", "skin") if output == "lesion" else (output,)
+    for key in keys:
         if key in metrics and metrics[key].get("dice") is not None:
             return float(metrics[key]["dice"])
     return math.nan
+
+
+# ---------------------------------------------------------------- frozen parts
+def _in_prefixes(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(name == prefix or name.startswith(f"{prefix}.") for prefix in prefixes)
+
+
+def freeze_parameters(model: nn.Module, prefixes: tuple[str, ...]) -> int:
+    """Stop gradients for parameters under ``prefixes``; returns how many stay trainable."""
+    names = [name for name, _ in model.named_parameters()]
+    unmatched = [p for p in prefixes if not any(_in_prefixes(n, (p,)) for n in names)]
+    if unmatched:
+        # A misspelt prefix would otherwise train what was meant to stay fixed.
+        raise ValueError(f"freeze names no parameters: {unmatched}")
+    for name, parameter in model.named_parameters():
+        if _in_prefixes(name, prefixes):
+            parameter.requires_grad_(False)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    if not trainable:
+        raise ValueError(f"freeze {list(prefixes)} leaves nothing to train")
+    return trainable
+
+
+def keep_frozen_in_eval(model: nn.Module, prefixes: tuple[str, ...]) -> None:
+    """Eval mode for frozen modules: their batch-norm statistics must not drift in training,
+    or the frozen outputs would change after all."""
+    for name, module in model.named_modules():
+        if name and _in_prefixes(name, prefixes):
+            module.eval()
 
 
 # ---------------------------------------------------------------- checkpoints
@@ -341,6 +371,9 @@ def train(settings: TrainSettings, specs: list[DatasetSpec], output_dir: Path) -
     if settings.init_weights:
         load_start_weights(model, settings.init_weights)
         log.info("initialised from %s", settings.init_weights)
+    if settings.freeze:
+        trainable = freeze_parameters(model, settings.freeze)
+        log.info("frozen: %s; %d parameters train", list(settings.freeze), trainable)
     model = model.to(device)
     network: nn.Module = model
     if dist.is_initialized():
@@ -348,7 +381,9 @@ def train(settings: TrainSettings, specs: list[DatasetSpec], output_dir: Path) -
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
     optimizer = torch.optim.AdamW(
-        model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
+        [p for p in model.parameters() if p.requires_grad],
+        lr=settings.lr,
+        weight_decay=settings.weight_decay,
     )
     use_amp, amp_dtype = _mixed_precision(settings.amp, device)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
@@ -372,8 +407,9 @@ def train(settings: TrainSettings, specs: list[DatasetSpec], output_dir: Path) -
 
     model_dir = output_dir / "model"
     started = time.monotonic() - state["elapsed"]
-    network.train()
     while state["epoch"] < settings.max_epochs:
+        network.train()
+        keep_frozen_in_eval(model, settings.freeze)
         # Checked before an epoch, not after: a finished run that is resumed stops at once.
         stop_reason = _stop_reason(state, settings, budget_seconds)
         # Rank 0 decides for all: clocks differ, and a rank that stopped alone would hang.
@@ -443,7 +479,7 @@ def train(settings: TrainSettings, specs: list[DatasetSpec], output_dir: Path) -
         row: dict[str, Any] = {}
         if main_process:
             results = validate(evaluated, val_cases, device, preprocessing.mean, preprocessing.std)
-            metric = _selection_metric(results, select_label)
+            metric = _selection_metric(results, select_label, settings.select_output)
             row = {
                 "epoch": epoch + 1,
                 "step": state["step"],
