@@ -28,11 +28,11 @@ from vitiseg.data.dataset_format import load_dataset
 from vitiseg.data.resize import resize_long_side
 from vitiseg.data.splits import load_split, patient_folds, patients_overlap, split_by_patient
 from vitiseg.data.torch_dataset import SegmentationDataset, load_case, targets_from_masks
-from vitiseg.models.model_folder import load_model_folder, widen_head
+from vitiseg.models.model_folder import load_model_folder, load_start_weights, widen_head
 from vitiseg.models.unet import build_model
 from vitiseg.training.loss import masked_bce_dice
 from vitiseg.training.settings import DatasetSpec, TrainSettings
-from vitiseg.training.trainer import _stop_reason, checkpoint_weights, train
+from vitiseg.training.trainer import _stop_reason, checkpoint_weights, freeze_parameters, train
 
 
 # ---------------------------------------------------------------- loss
@@ -148,6 +148,59 @@ def test_a_three_output_model_trains_on_outlines_and_depigmented_masks(tmp_path)
     assert "val/painted/depigmented/dice" in rows[0]
     assert "val/real/depigmented/dice" not in rows[0]  # real photos have no exact truth
     assert model(torch.rand(1, 3, 40, 40)).shape == (1, 3, 40, 40)
+
+
+def test_a_branch_split_off_a_start_first_gives_the_starts_outputs(tmp_path):
+    start = tmp_path / "start"
+    train(_resnet_settings(max_epochs=1), [DatasetSpec(make_tiny_dataset(tmp_path / "d"))], start)
+    start_model, _ = load_model_folder(start / "model")
+    branched = build_model("resnet_unet", **_TINY_RESNET, branch_outputs=1)
+    load_start_weights(branched, start / "model")
+    assert not set(branched.state_dict()) <= set(start_model.state_dict())  # a new decoder
+    image = torch.rand(1, 3, 45, 61)
+    with torch.no_grad():
+        assert torch.equal(branched.eval()(image), start_model(image))
+
+
+def test_freezing_the_trunk_trains_the_branch_and_nothing_else(tmp_path):
+    painted = make_tiny_dataset(tmp_path / "painted", depigmented=True, seed=3)
+    start = tmp_path / "start"
+    train(_resnet_settings(max_epochs=1), [DatasetSpec(painted)], start)
+    out = tmp_path / "branch"
+    settings = _resnet_settings(
+        model_kwargs={**_TINY_RESNET, "branch_outputs": 1},
+        init_weights=start / "model",
+        freeze=("stem", "layers", "decoders", "head"),
+        select_output="depigmented",
+        lr=1e-2,
+    )
+    train(settings, [DatasetSpec(painted)], out)
+    before, _ = load_model_folder(start / "model")
+    after, _ = load_model_folder(out / "model")
+    old, new = before.state_dict(), after.state_dict()
+    # Weights and batch-norm statistics of the frozen parts are the start's, bit for bit.
+    assert all(
+        torch.equal(new[name], tensor) for name, tensor in old.items() if "head" not in name
+    )
+    assert torch.equal(new["head.weight"], old["head.weight"][:2])
+    # The branch decoder started as a copy of the shared one and has moved away from it.
+    first_conv = "decoders.0.convs.0.0.weight"
+    assert not torch.equal(new[f"branch_{first_conv}"], old[first_conv])
+    image = torch.rand(1, 3, 40, 52)
+    with torch.no_grad():
+        assert torch.equal(after(image)[:, :2], before(image)[:, :2])
+    rows = _metrics_rows(out)
+    assert rows[0]["select_metric"] == rows[0]["val/painted/depigmented/dice"]
+
+
+def test_freezing_a_misspelt_part_is_refused(tmp_path):
+    model = build_model("resnet_unet", **_TINY_RESNET, branch_outputs=1)
+    with pytest.raises(ValueError, match="decoder"):
+        freeze_parameters(model, ("stem", "decoder"))
+    with pytest.raises(ValueError, match="nothing to train"):
+        freeze_parameters(
+            model, ("stem", "layers", "decoders", "head", "branch_decoders", "branch_head")
+        )
 
 
 # ---------------------------------------------------------------- splits
@@ -310,6 +363,13 @@ def test_augmentation_streams_differ_across_dataloader_workers(tiny_dataset):
 def _metrics_rows(run: Path) -> list[dict[str, str]]:
     with open(run / "metrics.csv", newline="") as stream:
         return list(csv.DictReader(stream))
+
+
+_TINY_RESNET = {"decoder_channels": [16, 8, 8, 8, 8], "out_channels": 3}
+
+
+def _resnet_settings(**overrides) -> TrainSettings:
+    return _settings(**{"arch": "resnet_unet", "model_kwargs": _TINY_RESNET, **overrides})
 
 
 def _settings(**overrides) -> TrainSettings:

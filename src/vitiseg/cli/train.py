@@ -98,7 +98,7 @@ def settings_from_config(cfg: DictConfig) -> TrainSettings:
 def task(cfg: DictConfig) -> int:
     result = train(settings_from_config(cfg), dataset_specs(cfg), output_dir())
     log.info(
-        "best val lesion Dice %.4f after %d epochs (%.1f min); model folder: %s",
+        "best val Dice %.4f after %d epochs (%.1f min); model folder: %s",
         result.best_metric,
         result.epochs_run,
         result.minutes,

@@ -512,10 +512,11 @@ def train(settings: TrainSettings, specs: list[DatasetSpec], output_dir: Path) -
                 },
             )
             log.info(
-                "epoch %d  loss %.4f  val %s lesion Dice %.4f  best %.4f  (%.1f min)",
+                "epoch %d  loss %.4f  val %s %s Dice %.4f  best %.4f  (%.1f min)",
                 epoch + 1,
                 row["train_loss"],
                 select_label,
+                settings.select_output,
                 metric,
                 state["best"],
                 state["elapsed"] / 60,
