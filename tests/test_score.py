@@ -684,6 +684,26 @@ def test_quality_flags_each_fire_on_their_defect_and_not_on_a_good_photo():
     assert assess_quality(patchy, skin, lesion=patches).flags == ()
 
 
+def test_faint_depigmentation_flags_patches_the_depigmented_output_barely_fills():
+    good = textured()
+    skin = np.zeros(good.shape[:2], bool)
+    skin[50:350, 50:350] = True
+    lesion = np.zeros_like(skin)
+    lesion[100:200, 100:200] = True  # 10 000 px outlined
+    depigmented = np.zeros_like(skin)
+    depigmented[100:120, 100:200] = True  # 20 % of the outline
+    report = assess_quality(good, skin, lesion=lesion, depigmented=depigmented)
+    assert "faint_depigmentation" in report.flags and report.depigmented_share == 0.2
+    depigmented[100:130, 100:200] = True  # 30 %: level 50 % or so, no flag
+    assert assess_quality(good, skin, lesion=lesion, depigmented=depigmented).flags == ()
+    # A few lesion pixels say nothing about levels; a two-output model has no such mask.
+    speck = np.zeros_like(skin)
+    speck[10:12, 10:12] = True
+    report = assess_quality(good, skin, lesion=speck, depigmented=np.zeros_like(skin))
+    assert report.flags == () and report.depigmented_share is None
+    assert assess_quality(good, skin, lesion=lesion).depigmented_share is None
+
+
 def test_quality_config_refuses_an_empty_skin_probability_band():
     with pytest.raises(ValueError, match="skin_ambiguous_low < skin_ambiguous_high"):
         QualityConfig(skin_ambiguous_low=0.8, skin_ambiguous_high=0.2)

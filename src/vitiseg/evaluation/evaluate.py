@@ -96,6 +96,7 @@ def evaluate_case(
         quality,
         lesion=lesion_pred,
         skin_probability=prediction.skin,
+        depigmented=depigmented_pred,
     ).flags
     truth = {kind: (read_mask(p) if (p := case.mask_path(kind)) else None) for kind in MASK_KINDS}
     for kind, mask in truth.items():

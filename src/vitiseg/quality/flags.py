@@ -34,6 +34,12 @@ FLAG_DESCRIPTIONS: Mapping[str, str] = {
         "photos of people in rooms), so the affected share of skin and uncalibrated hand "
         "units may be wrong; check the skin mask by eye"
     ),
+    "faint_depigmentation": (
+        "little of the outlined lesion called depigmented: the depigmented output learnt "
+        "from painted photos and calls real patches depigmented less often than they look, "
+        "so the VASI levels may be too low (hand_units_affected is the VASI if every patch "
+        "were fully depigmented); check the levels by eye"
+    ),
     "light_skin": (
         "light skin (high typology angle): the default model missed many lesions on light "
         "skin in validation; check the lesion mask by eye"
@@ -76,6 +82,11 @@ class QualityConfig:
         max_ambiguous_skin_share: ``uncertain_skin`` when more than this share of the
             photo has an ambiguous skin probability. Chosen on the default model's training
             skin photos (docs/model.md, session 16).
+        min_depigmented_share: ``faint_depigmentation`` when the depigmented mask covers
+            less than this share of the outlined lesion (models with a depigmented output):
+            the photo's patches then average at most level 25 %.
+        depigmented_share_min_lesion: ... and the lesion covers at least this share of the
+            photo (a few lesion pixels say nothing about levels).
         light_skin_min_ita: ``light_skin`` when the individual typology angle of the normal
             (non-lesion) skin the model found is above this, in degrees. 41 is where "light"
             begins (Del Bino); cross-validated, the default model scored lesion Dice 0.24 on
@@ -101,6 +112,8 @@ class QualityConfig:
     skin_ambiguous_low: float = 0.2
     skin_ambiguous_high: float = 0.8
     max_ambiguous_skin_share: float = 0.16
+    min_depigmented_share: float = 0.25
+    depigmented_share_min_lesion: float = 0.001
     light_skin_min_ita: float = 41.0
 
     def __post_init__(self) -> None:
@@ -119,6 +132,8 @@ class QualityConfig:
             "min_skin_fraction",
             "max_ambiguous_share",
             "max_ambiguous_skin_share",
+            "min_depigmented_share",
+            "depigmented_share_min_lesion",
         ):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name}: must lie within [0, 1]")
@@ -156,6 +171,8 @@ class QualityReport:
         mean_uncertainty: Mean TTA spread of the lesion probability over skin; None without TTA.
         ambiguous_skin_share: Share of the photo with an ambiguous skin probability; None
             without a skin probability.
+        depigmented_share: Depigmented share of the outlined lesion; None without a
+            depigmented mask or with too little lesion.
         ita_deg: Typology angle of the normal skin in degrees; None without enough skin.
     """
 
@@ -170,6 +187,7 @@ class QualityReport:
     ambiguous_share: float | None = None
     mean_uncertainty: float | None = None
     ambiguous_skin_share: float | None = None
+    depigmented_share: float | None = None
     ita_deg: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -199,6 +217,7 @@ def assess_quality(
     config: QualityConfig | None = None,
     lesion: np.ndarray | None = None,
     skin_probability: np.ndarray | None = None,
+    depigmented: np.ndarray | None = None,
 ) -> QualityReport:
     """Measure a photo (and optionally the model's output on it) and raise flags.
 
@@ -210,6 +229,7 @@ def assess_quality(
         config: Thresholds; None for the defaults.
         lesion: (H, W) bool lesion mask, left out of the skin whose tone is measured.
         skin_probability: (H, W) float32 skin probability in [0, 1], or None.
+        depigmented: (H, W) bool depigmented mask inside ``lesion``, or None.
 
     Returns:
         The measures and the raised flags.
@@ -260,6 +280,11 @@ def assess_quality(
                 & (skin_probability <= config.skin_ambiguous_high)
             )
         )
+    depigmented_share = None
+    if depigmented is not None and lesion is not None:
+        lesion_px = int(np.count_nonzero(lesion))
+        if lesion_px and lesion_px >= config.depigmented_share_min_lesion * lesion.size:
+            depigmented_share = np.count_nonzero(depigmented & lesion) / lesion_px
 
     raised = {
         "blur": laplacian_var < config.blur_min_laplacian_var,
@@ -275,6 +300,8 @@ def assess_quality(
         or (mean_uncertainty is not None and mean_uncertainty > config.max_mean_uncertainty),
         "uncertain_skin": ambiguous_skin_share is not None
         and ambiguous_skin_share > config.max_ambiguous_skin_share,
+        "faint_depigmentation": depigmented_share is not None
+        and depigmented_share < config.min_depigmented_share,
         "light_skin": ita_deg is not None and ita_deg > config.light_skin_min_ita,
     }
     return QualityReport(
@@ -289,5 +316,6 @@ def assess_quality(
         ambiguous_share=ambiguous_share,
         mean_uncertainty=mean_uncertainty,
         ambiguous_skin_share=ambiguous_skin_share,
+        depigmented_share=depigmented_share,
         ita_deg=ita_deg,
     )

@@ -53,6 +53,7 @@ CSV_COLUMNS = (
     "mean_uncertainty",
     "ambiguous_share",
     "ambiguous_skin_share",
+    "depigmented_share",
     "quality_flags",
     "model_id",
     "key",
@@ -98,6 +99,7 @@ class PhotoRecord:
         mean_uncertainty: Mean TTA spread of the lesion probability over skin.
         ambiguous_share: Share of skin with a lesion probability in the ambiguous band.
         ambiguous_skin_share: Share of the photo with a skin probability in the ambiguous band.
+        depigmented_share: Depigmented share of the outlined lesion (three-output models).
         quality_flags: Raised quality flags.
         quality: All quality measures.
         region_score: ``RegionScore.to_dict()`` for T-VASI sums (None without a region).
@@ -137,6 +139,7 @@ class PhotoRecord:
     mean_uncertainty: float | None = None
     ambiguous_share: float | None = None
     ambiguous_skin_share: float | None = None
+    depigmented_share: float | None = None
     quality_flags: tuple[str, ...] = ()
     quality: dict[str, Any] = field(default_factory=dict)
     region_score: dict[str, Any] | None = None

@@ -275,6 +275,7 @@ def _score_pixels(
         settings.quality,
         lesion=lesion,
         skin_probability=prediction.skin,
+        depigmented=depigmented,
     )
     files: dict[str, str] = {}
     if settings.write_masks and prediction.uncertainty is not None:
@@ -342,6 +343,7 @@ def _score_pixels(
         "mean_uncertainty": quality.mean_uncertainty,
         "ambiguous_share": quality.ambiguous_share,
         "ambiguous_skin_share": quality.ambiguous_skin_share,
+        "depigmented_share": quality.depigmented_share,
         "quality_flags": quality.flags,
         "quality": quality.to_dict(),
         "region_score": score.to_dict() if region else None,
