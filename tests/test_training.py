@@ -463,6 +463,8 @@ def test_datasets_sharing_a_folder_name_or_a_misspelt_select_dataset_are_refused
         train(_settings(), [DatasetSpec(first), DatasetSpec(second)], tmp_path / "run")
     with pytest.raises(ValueError, match="select_dataset 'trian' names no dataset"):
         train(_settings(select_dataset="trian"), [DatasetSpec(first)], tmp_path / "run")
+    with pytest.raises(ValueError, match="select_output 'depigmentd' names no output"):
+        train(_settings(select_output="depigmentd"), [DatasetSpec(first)], tmp_path / "run")
 
 
 def test_the_model_folder_does_not_point_at_the_encoder_file_it_started_from(tmp_path):

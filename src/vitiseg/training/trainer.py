@@ -83,7 +83,12 @@ def _broadcast_float(value: float, device: torch.device) -> float:
 
 
 # ---------------------------------------------------------------- data
-def _selection_label(specs: list[DatasetSpec], select_dataset: str) -> str:
+_OUTPUTS = ("skin", "lesion", "depigmented")
+
+
+def _selection_label(
+    specs: list[DatasetSpec], select_dataset: str, select_output: str = "lesion"
+) -> str:
     """The dataset whose validation picks the best model; labels must be unique."""
     labels = [spec.label for spec in specs]
     repeated = sorted({label for label in labels if labels.count(label) > 1})
@@ -96,6 +101,8 @@ def _selection_label(specs: list[DatasetSpec], select_dataset: str) -> str:
     if select_dataset and select_dataset not in labels:
         # Otherwise no epoch ever improves and no model folder is written.
         raise ValueError(f"select_dataset {select_dataset!r} names no dataset; one of {labels}")
+    if select_output not in _OUTPUTS:
+        raise ValueError(f"select_output {select_output!r} names no output; one of {_OUTPUTS}")
     return select_dataset or labels[0]
 
 
@@ -352,7 +359,7 @@ def train(settings: TrainSettings, specs: list[DatasetSpec], output_dir: Path) -
         torch.set_num_threads(settings.threads)
     torch.manual_seed(settings.seed + rank)
     main_process = rank == 0
-    select_label = _selection_label(specs, settings.select_dataset)
+    select_label = _selection_label(specs, settings.select_dataset, settings.select_output)
 
     train_cases, val_cases, splits = _load_split_cases(specs, settings, output_dir)
     if main_process:
