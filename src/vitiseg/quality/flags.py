@@ -1,5 +1,6 @@
 """Photo quality flags: blur, exposure, colour cast, size, skin found, model confidence
-(lesion and skin), and skin light enough that the model is known to miss lesions on it.
+(lesion and skin), little depigmentation inside the outlined lesion, and skin light enough
+that the model is known to miss lesions on it.
 
 Pure NumPy/OpenCV. Each flag compares one measure with a documented threshold
 (``configs/quality/default.yaml``). The flags are hints for a reviewer, reported beside

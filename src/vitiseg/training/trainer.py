@@ -83,9 +83,6 @@ def _broadcast_float(value: float, device: torch.device) -> float:
 
 
 # ---------------------------------------------------------------- data
-_OUTPUTS = ("skin", "lesion", "depigmented")
-
-
 def _selection_label(
     specs: list[DatasetSpec], select_dataset: str, select_output: str = "lesion"
 ) -> str:
@@ -101,8 +98,9 @@ def _selection_label(
     if select_dataset and select_dataset not in labels:
         # Otherwise no epoch ever improves and no model folder is written.
         raise ValueError(f"select_dataset {select_dataset!r} names no dataset; one of {labels}")
-    if select_output not in _OUTPUTS:
-        raise ValueError(f"select_output {select_output!r} names no output; one of {_OUTPUTS}")
+    outputs = output_names_for(3)
+    if select_output not in outputs:
+        raise ValueError(f"select_output {select_output!r} names no output; one of {outputs}")
     return select_dataset or labels[0]
 
 
