@@ -162,6 +162,60 @@ def test_a_branch_split_off_a_start_first_gives_the_starts_outputs(tmp_path):
         assert torch.equal(branched.eval()(image), start_model(image))
 
 
+@pytest.mark.parametrize(
+    "kwargs", [{"skin_branch": True}, {"skin_branch": True, "branch_outputs": 1}]
+)
+def test_a_skin_decoder_split_off_a_start_first_gives_the_starts_outputs(tmp_path, kwargs):
+    start = tmp_path / "start"
+    train(_resnet_settings(max_epochs=1), [DatasetSpec(make_tiny_dataset(tmp_path / "d"))], start)
+    start_model, _ = load_model_folder(start / "model")
+    split = build_model("resnet_unet", **_TINY_RESNET, **kwargs)
+    load_start_weights(split, start / "model")
+    assert "skin_head.weight" in split.state_dict()
+    image = torch.rand(1, 3, 45, 61)
+    with torch.no_grad():
+        assert torch.equal(split.eval()(image), start_model(image))
+
+
+def test_a_skin_decoder_trains_with_the_lesion_outputs_frozen(tmp_path):
+    painted = make_tiny_dataset(tmp_path / "painted", depigmented=True, seed=3)
+    start = tmp_path / "start"
+    train(_resnet_settings(max_epochs=1), [DatasetSpec(painted)], start)
+    out = tmp_path / "skin"
+    settings = _resnet_settings(
+        model_kwargs={**_TINY_RESNET, "skin_branch": True},
+        init_weights=start / "model",
+        freeze=("stem", "layers", "decoders", "head"),
+        select_output="skin",
+        lr=1e-2,
+    )
+    train(settings, [DatasetSpec(painted)], out)
+    before, _ = load_model_folder(start / "model")
+    after, metadata = load_model_folder(out / "model")
+    assert metadata.output_names == ("skin", "lesion", "depigmented")
+    old, new = before.state_dict(), after.state_dict()
+    assert all(
+        torch.equal(new[name], tensor) for name, tensor in old.items() if "head" not in name
+    )
+    assert torch.equal(new["head.weight"], old["head.weight"][1:])
+    first_conv = "decoders.0.convs.0.0.weight"
+    assert not torch.equal(new[f"skin_{first_conv}"], old[first_conv])
+    image = torch.rand(1, 3, 40, 52)
+    with torch.no_grad():
+        assert torch.equal(after(image)[:, 1:], before(image)[:, 1:])
+        assert not torch.equal(after(image)[:, 0], before(image)[:, 0])
+
+
+def test_a_model_needs_an_output_on_its_shared_decoder():
+    with pytest.raises(ValueError, match="shared decoder"):
+        build_model(
+            "resnet_unet",
+            **{**_TINY_RESNET, "out_channels": 2},
+            skin_branch=True,
+            branch_outputs=1,
+        )
+
+
 def test_freezing_the_trunk_trains_the_branch_and_nothing_else(tmp_path):
     painted = make_tiny_dataset(tmp_path / "painted", depigmented=True, seed=3)
     start = tmp_path / "start"

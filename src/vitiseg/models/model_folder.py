@@ -37,6 +37,7 @@ __all__ = [
     "load_model_folder",
     "load_start_weights",
     "split_off_branch",
+    "split_off_skin",
     "save_model_folder",
     "widen_head",
 ]
@@ -133,16 +134,44 @@ def split_off_branch(state: dict[str, torch.Tensor], target: dict[str, torch.Ten
     return split
 
 
+def split_off_skin(state: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> dict:
+    """A start model's weights for a network whose skin output (the first) has a decoder of
+    its own (``ResNetUNet(skin_branch=True)``): the skin decoder starts as a copy of the
+    shared decoder and the skin head as the start's first head row, so the new network
+    first gives exactly the start's outputs; weights that already have one pass unchanged.
+    """
+    if "skin_head.weight" not in target or "skin_head.weight" in state:
+        return state
+    split = dict(state)
+    for name, tensor in state.items():
+        if name.startswith("decoders."):
+            split[f"skin_{name}"] = tensor.clone()
+    for part in ("weight", "bias"):
+        head = state[f"head.{part}"]
+        split[f"head.{part}"] = head[1:].clone()
+        split[f"skin_head.{part}"] = head[:1].clone()
+    return split
+
+
 def load_start_weights(model: nn.Module, folder: str | Path) -> None:
     """Initialise ``model`` from a model folder for fine-tuning: more outputs than the start
-    are widened (:func:`widen_head`), a branch decoder is split off (:func:`split_off_branch`)."""
+    are widened (:func:`widen_head`), decoders of their own are split off
+    (:func:`split_off_branch`, :func:`split_off_skin`)."""
     start, _ = load_model_folder(folder)
     state, target = start.state_dict(), model.state_dict()
-    if "branch_head.weight" in target and "branch_head.weight" not in state:
-        # Widen to the total number of outputs first, as if the branch were still shared.
+    new_heads = [
+        f"{prefix}_head"
+        for prefix in ("skin", "branch")
+        if f"{prefix}_head.weight" in target and f"{prefix}_head.weight" not in state
+    ]
+    if new_heads:
+        # Widen to the total number of outputs first, as if they were all still shared.
         all_outputs = {
-            f"head.{part}": torch.cat([target[f"head.{part}"], target[f"branch_head.{part}"]])
+            f"head.{part}": torch.cat(
+                [target[f"head.{part}"]] + [target[f"{head}.{part}"] for head in new_heads]
+            )
             for part in ("weight", "bias")
         }
-        state = split_off_branch(widen_head(state, {**target, **all_outputs}), target)
+        state = widen_head(state, {**target, **all_outputs})
+        state = split_off_skin(split_off_branch(state, target), target)
     model.load_state_dict(widen_head(state, target))

@@ -121,7 +121,9 @@ class ResNetUNet(_PadToStride):
     ``branch_outputs`` > 0 gives the last that many outputs a decoder and head of their own
     (``branch_decoders``, ``branch_head``) beside the shared ones, so they can be trained
     with everything else frozen: the depigmented output then learns exact painted truth
-    for as long as it needs without moving the skin and lesion outputs.
+    for as long as it needs without moving the skin and lesion outputs. ``skin_branch``
+    does the same for the first output, skin (``skin_decoders``, ``skin_head``), so skin
+    can learn from skin-only photos without moving the lesion outputs.
     """
 
     def __init__(
@@ -132,13 +134,16 @@ class ResNetUNet(_PadToStride):
         in_channels: int = 3,
         out_channels: int = 2,
         branch_outputs: int = 0,
+        skin_branch: bool = False,
     ) -> None:
         super().__init__()
         if encoder not in _RESNETS:
             raise ValueError(f"unknown encoder {encoder!r}; choose from {sorted(_RESNETS)}")
-        if not 0 <= branch_outputs < out_channels:
+        shared_outputs = out_channels - branch_outputs - int(skin_branch)
+        if branch_outputs < 0 or shared_outputs < 1:
             raise ValueError(
-                f"branch_outputs must lie in [0, {out_channels}), not {branch_outputs}"
+                f"branch_outputs={branch_outputs} and skin_branch={skin_branch} leave "
+                f"{shared_outputs} of {out_channels} outputs to the shared decoder; it needs one"
             )
         backbone = _RESNETS[encoder](weights=None)
         if encoder_weights:
@@ -151,11 +156,15 @@ class ResNetUNet(_PadToStride):
             [backbone.layer1, backbone.layer2, backbone.layer3, backbone.layer4]
         )  # /4 64, /8 128, /16 256, /32 512
         self.decoders = _resnet_decoder(decoder_channels)
-        self.head = nn.Conv2d(decoder_channels[-1], out_channels - branch_outputs, 3, padding=1)
+        self.head = nn.Conv2d(decoder_channels[-1], shared_outputs, 3, padding=1)
         self.branch_outputs = branch_outputs
         if branch_outputs:
             self.branch_decoders = _resnet_decoder(decoder_channels)
             self.branch_head = nn.Conv2d(decoder_channels[-1], branch_outputs, 3, padding=1)
+        self.skin_branch = skin_branch
+        if skin_branch:
+            self.skin_decoders = _resnet_decoder(decoder_channels)
+            self.skin_head = nn.Conv2d(decoder_channels[-1], 1, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, height, width = self._pad(x)
@@ -165,12 +174,12 @@ class ResNetUNet(_PadToStride):
         for layer in self.layers:
             y = layer(y)
             features.append(y)
-        logits = self.head(_decode(self.decoders, features))
+        logits = [self.head(_decode(self.decoders, features))]
+        if self.skin_branch:
+            logits.insert(0, self.skin_head(_decode(self.skin_decoders, features)))
         if self.branch_outputs:
-            logits = torch.cat(
-                [logits, self.branch_head(_decode(self.branch_decoders, features))], 1
-            )
-        return logits[..., :height, :width]
+            logits.append(self.branch_head(_decode(self.branch_decoders, features)))
+        return torch.cat(logits, 1)[..., :height, :width]
 
 
 def _resnet_decoder(decoder_channels: tuple[int, ...]) -> nn.ModuleList:
