@@ -109,7 +109,7 @@ def test_predictor_returns_the_depigmented_output_inside_the_lesion():
     prediction = predictor.predict(rgb)
     assert prediction.depigmented is not None and prediction.depigmented.shape == (64, 64)
     skin, lesion = predictor.masks(prediction, rgb)
-    depigmented = predictor.depigmented_mask(prediction, lesion)
+    depigmented = predictor.depigmented_mask(prediction, lesion, rgb, skin)
     assert depigmented.sum() == 32 * 16 and not (depigmented & ~lesion).any()
     # This backend ignores its input, so TTA averages its output flipped back four ways.
     with_tta = Predictor(_FixedBackend(), _metadata(), long_side=0, tta=True).predict(rgb)
@@ -121,10 +121,9 @@ def test_a_two_output_model_has_no_depigmented_mask(tiny_model_dir):
     predictor = Predictor.from_folder(tiny_model_dir)
     rgb = np.full((40, 50, 3), 128, np.uint8)
     prediction = predictor.predict(rgb)
-    _, lesion = predictor.masks(prediction, rgb)
-    assert (
-        prediction.depigmented is None and predictor.depigmented_mask(prediction, lesion) is None
-    )
+    skin, lesion = predictor.masks(prediction, rgb)
+    assert prediction.depigmented is None
+    assert predictor.depigmented_mask(prediction, lesion, rgb, skin) is None
 
 
 def test_onnx_export_of_a_three_output_model_equals_pytorch(three_output_model_dir):

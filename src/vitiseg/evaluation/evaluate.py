@@ -86,7 +86,7 @@ def evaluate_case(
     rgb = read_rgb(case.image_path)
     prediction = predictor.predict(rgb)
     skin_pred, lesion_pred = predictor.masks(prediction, rgb)
-    depigmented_pred = predictor.depigmented_mask(prediction, lesion_pred)
+    depigmented_pred = predictor.depigmented_mask(prediction, lesion_pred, rgb, skin_pred)
     # As scoring raises them: from the photo and the model's output only, never the truth.
     flags = assess_quality(
         rgb,

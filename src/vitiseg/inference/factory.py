@@ -44,5 +44,7 @@ def predictor_from_config(checkpoint: str | Path | None, infer: Any) -> tuple[Pr
         tile=infer.get("tile"),
         batch_size=int(infer.get("batch_size", 4)),
         tta=bool(infer.get("tta", False)),
+        depigmented_source=infer.get("depigmented_source") or "model",
+        colour_min_lift=float(infer.get("colour_min_lift", 6.0)),
     )
     return predictor, folder

@@ -9,12 +9,17 @@ import cv2
 import numpy as np
 
 from vitiseg.data.resize import resize_long_side
+from vitiseg.inference.depigmentation import depigmented_by_colour
 from vitiseg.inference.postprocess import LesionPostprocess, lesion_mask
 from vitiseg.inference.tiling import predict_tiled
 from vitiseg.models.metadata import ModelMetadata
 
 # Flips used for test-time augmentation: (flip height axis, flip width axis).
 TTA_FLIPS = ((False, False), (False, True), (True, False), (True, True))
+
+
+# Where the depigmented pixels inside a lesion come from (docs/model.md, session 18).
+DEPIGMENTED_SOURCES = ("model", "colour")
 
 
 @dataclass(frozen=True)
@@ -92,7 +97,16 @@ class Predictor:
         tile: int | None = None,
         batch_size: int = 4,
         tta: bool = False,
+        depigmented_source: str = "model",
+        colour_min_lift: float = 6.0,
     ) -> None:
+        if depigmented_source not in DEPIGMENTED_SOURCES:
+            raise ValueError(
+                f"depigmented_source must be one of {DEPIGMENTED_SOURCES}, "
+                f"not {depigmented_source!r}"
+            )
+        self.depigmented_source = depigmented_source
+        self.colour_min_lift = colour_min_lift
         self.backend = backend
         self.metadata = metadata
         pre = metadata.preprocessing
@@ -187,11 +201,23 @@ class Predictor:
         """Photo -> (skin, lesion, depigmented or None) bool masks (see :meth:`masks`)."""
         prediction = self.predict(rgb)
         skin, lesion = self.masks(prediction, rgb)
-        return skin, lesion, self.depigmented_mask(prediction, lesion)
+        return skin, lesion, self.depigmented_mask(prediction, lesion, rgb, skin)
 
-    def depigmented_mask(self, prediction: Prediction, lesion: np.ndarray) -> np.ndarray | None:
-        """The depigmented pixels inside the lesion mask (from :meth:`masks`), or None for a
-        two-output model, whose lesion mask is itself the depigmented skin."""
+    def depigmented_mask(
+        self, prediction: Prediction, lesion: np.ndarray, rgb: np.ndarray, skin: np.ndarray
+    ) -> np.ndarray | None:
+        """The depigmented pixels inside the lesion mask (masks from :meth:`masks`).
+
+        ``depigmented_source="colour"``: pixels lighter than the normal skin around them
+        (:func:`~vitiseg.inference.depigmentation.depigmented_by_colour`); where no normal
+        skin is visible, the model's output stands in. ``"model"``: the model's
+        depigmented output. None for a two-output model without a colour rule, whose
+        lesion mask is itself the depigmented skin.
+        """
+        if self.depigmented_source == "colour":
+            by_colour = depigmented_by_colour(rgb, skin, lesion, min_lift=self.colour_min_lift)
+            if by_colour is not None:
+                return by_colour
         if prediction.depigmented is None:
             return None
         threshold = self.metadata.thresholds.get("depigmented", 0.5)

@@ -266,7 +266,7 @@ def _score_pixels(
     height, width = rgb.shape[:2]
     prediction = predictor.predict(rgb)
     skin, lesion = predictor.masks(prediction, rgb)
-    depigmented = predictor.depigmented_mask(prediction, lesion)  # None: two-output model
+    depigmented = predictor.depigmented_mask(prediction, lesion, rgb, skin)
     quality = assess_quality(
         rgb,
         skin,

@@ -1,0 +1,72 @@
+"""Depigmented pixels inside a lesion extent by colour: lighter than the skin around them.
+
+A clinician grades a patch's residual depigmentation by how much of it is lighter than the
+patient's own normal skin nearby. This module does the same on the photo: the local
+lightness of normal skin (CIELAB L*) is interpolated into each patch from the skin around
+it (normalised convolution over skin outside the lesion extent, so lighting gradients and
+the photo's white balance cancel), and a pixel of the extent counts as depigmented when its
+L* exceeds that reference by more than ``min_lift``. The model's own depigmented output,
+trained on painted photos, calls few pixels of real patches depigmented (docs/model.md,
+session 18); this rule needs no training and works for two-output models too.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from vitiseg.synth.color import linear_to_lab, srgb_to_linear
+
+# Below this many skin pixels outside the extent there is no normal skin to compare with.
+MIN_NORMAL_PIXELS = 50
+
+
+def lightness(rgb: np.ndarray) -> np.ndarray:
+    """(H, W) float32 CIELAB L* (0-100) of an (H, W, 3) uint8 sRGB photo."""
+    return linear_to_lab(srgb_to_linear(rgb.astype(np.float32) / 255.0))[..., 0]
+
+
+def local_normal_lightness(
+    lightness_map: np.ndarray, normal: np.ndarray, sigma: float
+) -> np.ndarray:
+    """(H, W) Gaussian-weighted mean L* of the ``normal`` pixels near each pixel."""
+    weight = normal.astype(np.float32)
+    numerator = cv2.GaussianBlur(lightness_map * weight, (0, 0), sigma)
+    denominator = cv2.GaussianBlur(weight, (0, 0), sigma)
+    return numerator / np.maximum(denominator, 1e-6)
+
+
+def depigmented_by_colour(
+    rgb: np.ndarray,
+    skin: np.ndarray,
+    lesion: np.ndarray,
+    *,
+    min_lift: float = 6.0,
+    reference_scale: float = 0.08,
+) -> np.ndarray | None:
+    """The (H, W) bool depigmented pixels of ``lesion``: L* above the local normal skin's.
+
+    Args:
+        rgb: (H, W, 3) uint8 photo (not modified).
+        skin: (H, W) bool skin mask; skin outside ``lesion`` is the normal reference.
+        lesion: (H, W) bool lesion extent; the result lies inside it.
+        min_lift: L* units a pixel must exceed the local normal skin by. 6 gave an unbiased
+            depigmented share on the training painted photos (docs/model.md, session 18).
+        reference_scale: Gaussian sigma of the reference as a share of the skin's equivalent
+            diameter: wide enough to reach across a patch, narrow enough to follow light.
+
+    Returns:
+        The mask, or None when there is too little normal skin to compare with (a patch
+        covering the whole visible skin), so callers can say the level is unknown.
+    """
+    if rgb.shape[:2] != lesion.shape or skin.shape != lesion.shape:
+        raise ValueError(
+            f"photo {rgb.shape[:2]}, skin {skin.shape} and lesion {lesion.shape} differ in size"
+        )
+    normal = skin & ~lesion
+    if normal.sum() < MIN_NORMAL_PIXELS:
+        return None
+    light = lightness(rgb)
+    diameter = float(np.sqrt(4.0 * (skin | lesion).sum() / np.pi))
+    reference = local_normal_lightness(light, normal, max(3.0, reference_scale * diameter))
+    return lesion & (light - reference > min_lift)
