@@ -517,6 +517,15 @@ def test_a_backend_without_a_name_is_named_by_its_class(tiny_model_dir):
     assert settings_fingerprint(fake, FAST) != settings_fingerprint(torch_predictor, FAST)
 
 
+def test_the_depigmented_source_is_part_of_the_settings(tiny_model_dir):
+    # A resumed batch must not reuse model-source levels as colour-source ones.
+    metadata = load_metadata(tiny_model_dir)
+    backend = make_backend(tiny_model_dir, "torch")
+    by_model = Predictor(backend, metadata)
+    by_colour = Predictor(backend, metadata, depigmented_source="colour")
+    assert settings_fingerprint(by_model, FAST) != settings_fingerprint(by_colour, FAST)
+
+
 def test_a_rerun_killed_halfway_leaves_no_finished_marker_to_merge(
     tmp_path, photos, predictor, monkeypatch
 ):

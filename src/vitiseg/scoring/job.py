@@ -114,6 +114,8 @@ def run_score_job(job: ScoreJob, predictor: Predictor, settings: ScoreSettings) 
                 "overlap": predictor.overlap,
                 "tta": predictor.tta,
                 "batch_size": predictor.batch_size,
+                "depigmented_source": predictor.depigmented_source,
+                "colour_min_lift": predictor.colour_min_lift,
             },
             "model": metadata.to_dict(),
             "vasi": settings.vasi.to_dict(),

@@ -122,6 +122,8 @@ def settings_fingerprint(predictor: Predictor, settings: ScoreSettings) -> str:
         "tile": predictor.tile,
         "overlap": predictor.overlap,
         "tta": predictor.tta,
+        "depigmented_source": predictor.depigmented_source,
+        "colour_min_lift": predictor.colour_min_lift,
         "vasi": settings.vasi.to_dict(),
         "quality": settings.quality.to_dict(),
         "default_region": settings.default_region,
