@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from vitiseg.inference.factory import predictor_from_config
 from vitiseg.inference.onnx_backend import make_backend
 from vitiseg.inference.predictor import Predictor, backend_name
 from vitiseg.io.images import ImageReadError, read_rgb
@@ -517,13 +518,16 @@ def test_a_backend_without_a_name_is_named_by_its_class(tiny_model_dir):
     assert settings_fingerprint(fake, FAST) != settings_fingerprint(torch_predictor, FAST)
 
 
-def test_the_depigmented_source_is_part_of_the_settings(tiny_model_dir):
+def test_the_depigmented_source_is_part_of_the_settings(tmp_path, photos, tiny_model_dir):
     # A resumed batch must not reuse model-source levels as colour-source ones.
-    metadata = load_metadata(tiny_model_dir)
-    backend = make_backend(tiny_model_dir, "torch")
-    by_model = Predictor(backend, metadata)
-    by_colour = Predictor(backend, metadata, depigmented_source="colour")
+    by_model, _ = predictor_from_config(tiny_model_dir, {})
+    by_colour, _ = predictor_from_config(tiny_model_dir, {"depigmented_source": "colour"})
+    assert (by_model.depigmented_source, by_colour.depigmented_source) == ("model", "colour")
     assert settings_fingerprint(by_model, FAST) != settings_fingerprint(by_colour, FAST)
+    job = ScoreJob(output=tmp_path / "scored", input=photos, progress=False)
+    run_score_job(job, by_colour, FAST)
+    run = json.loads((tmp_path / "scored" / "scores.json").read_text())["run"]
+    assert run["inference"]["depigmented_source"] == "colour"
 
 
 def test_a_rerun_killed_halfway_leaves_no_finished_marker_to_merge(
