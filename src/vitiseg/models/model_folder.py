@@ -123,15 +123,7 @@ def split_off_branch(state: dict[str, torch.Tensor], target: dict[str, torch.Ten
     if "branch_head.weight" not in target or "branch_head.weight" in state:
         return state
     branch = target["branch_head.weight"].shape[0]
-    split = dict(state)
-    for name, tensor in state.items():
-        if name.startswith("decoders."):
-            split[f"branch_{name}"] = tensor.clone()
-    for part in ("weight", "bias"):
-        head = state[f"head.{part}"]
-        split[f"head.{part}"] = head[:-branch].clone()
-        split[f"branch_head.{part}"] = head[-branch:].clone()
-    return split
+    return _decoder_of_its_own(state, "branch", own=slice(-branch, None), shared=slice(-branch))
 
 
 def split_off_skin(state: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> dict:
@@ -142,14 +134,20 @@ def split_off_skin(state: dict[str, torch.Tensor], target: dict[str, torch.Tenso
     """
     if "skin_head.weight" not in target or "skin_head.weight" in state:
         return state
+    return _decoder_of_its_own(state, "skin", own=slice(1), shared=slice(1, None))
+
+
+def _decoder_of_its_own(state: dict, prefix: str, own: slice, shared: slice) -> dict:
+    """``state`` with ``{prefix}_decoders`` copied from the shared decoder and the head
+    rows ``own`` moved to ``{prefix}_head`` (the shared head keeps rows ``shared``)."""
     split = dict(state)
     for name, tensor in state.items():
         if name.startswith("decoders."):
-            split[f"skin_{name}"] = tensor.clone()
+            split[f"{prefix}_{name}"] = tensor.clone()
     for part in ("weight", "bias"):
         head = state[f"head.{part}"]
-        split[f"head.{part}"] = head[1:].clone()
-        split[f"skin_head.{part}"] = head[:1].clone()
+        split[f"head.{part}"] = head[shared].clone()
+        split[f"{prefix}_head.{part}"] = head[own].clone()
     return split
 
 
