@@ -150,43 +150,41 @@ def test_a_three_output_model_trains_on_outlines_and_depigmented_masks(tmp_path)
     assert model(torch.rand(1, 3, 40, 40)).shape == (1, 3, 40, 40)
 
 
-def test_a_branch_split_off_a_start_first_gives_the_starts_outputs(tmp_path):
-    start = tmp_path / "start"
-    train(_resnet_settings(max_epochs=1), [DatasetSpec(make_tiny_dataset(tmp_path / "d"))], start)
-    start_model, _ = load_model_folder(start / "model")
-    branched = build_model("resnet_unet", **_TINY_RESNET, branch_outputs=1)
-    load_start_weights(branched, start / "model")
-    assert not set(branched.state_dict()) <= set(start_model.state_dict())  # a new decoder
-    image = torch.rand(1, 3, 45, 61)
-    with torch.no_grad():
-        assert torch.equal(branched.eval()(image), start_model(image))
-
-
 @pytest.mark.parametrize(
-    "kwargs", [{"skin_branch": True}, {"skin_branch": True, "branch_outputs": 1}]
+    "kwargs",
+    [{"branch_outputs": 1}, {"skin_branch": True}, {"skin_branch": True, "branch_outputs": 1}],
 )
-def test_a_skin_decoder_split_off_a_start_first_gives_the_starts_outputs(tmp_path, kwargs):
+def test_a_decoder_split_off_a_start_first_gives_the_starts_outputs(tmp_path, kwargs):
     start = tmp_path / "start"
     train(_resnet_settings(max_epochs=1), [DatasetSpec(make_tiny_dataset(tmp_path / "d"))], start)
     start_model, _ = load_model_folder(start / "model")
     split = build_model("resnet_unet", **_TINY_RESNET, **kwargs)
     load_start_weights(split, start / "model")
-    assert "skin_head.weight" in split.state_dict()
+    assert not set(split.state_dict()) <= set(start_model.state_dict())  # a new decoder
     image = torch.rand(1, 3, 45, 61)
     with torch.no_grad():
         assert torch.equal(split.eval()(image), start_model(image))
 
 
-def test_a_skin_decoder_trains_with_the_lesion_outputs_frozen(tmp_path):
+@pytest.mark.parametrize(
+    ("own_decoder", "output", "prefix", "kept"),
+    [
+        ({"branch_outputs": 1}, "depigmented", "branch_", slice(0, 2)),
+        ({"skin_branch": True}, "skin", "skin_", slice(1, 3)),
+    ],
+)
+def test_freezing_the_trunk_trains_a_decoder_of_its_own_and_nothing_else(
+    tmp_path, own_decoder, output, prefix, kept
+):
     painted = make_tiny_dataset(tmp_path / "painted", depigmented=True, seed=3)
     start = tmp_path / "start"
     train(_resnet_settings(max_epochs=1), [DatasetSpec(painted)], start)
-    out = tmp_path / "skin"
+    out = tmp_path / "own"
     settings = _resnet_settings(
-        model_kwargs={**_TINY_RESNET, "skin_branch": True},
+        model_kwargs={**_TINY_RESNET, **own_decoder},
         init_weights=start / "model",
         freeze=("stem", "layers", "decoders", "head"),
-        select_output="skin",
+        select_output=output,
         lr=1e-2,
     )
     train(settings, [DatasetSpec(painted)], out)
@@ -194,16 +192,20 @@ def test_a_skin_decoder_trains_with_the_lesion_outputs_frozen(tmp_path):
     after, metadata = load_model_folder(out / "model")
     assert metadata.output_names == ("skin", "lesion", "depigmented")
     old, new = before.state_dict(), after.state_dict()
+    # Weights and batch-norm statistics of the frozen parts are the start's, bit for bit.
     assert all(
         torch.equal(new[name], tensor) for name, tensor in old.items() if "head" not in name
     )
-    assert torch.equal(new["head.weight"], old["head.weight"][1:])
+    assert torch.equal(new["head.weight"], old["head.weight"][kept])
+    # The own decoder started as a copy of the shared one and has moved away from it.
     first_conv = "decoders.0.convs.0.0.weight"
-    assert not torch.equal(new[f"skin_{first_conv}"], old[first_conv])
+    assert not torch.equal(new[f"{prefix}{first_conv}"], old[first_conv])
     image = torch.rand(1, 3, 40, 52)
     with torch.no_grad():
-        assert torch.equal(after(image)[:, 1:], before(image)[:, 1:])
-        assert not torch.equal(after(image)[:, 0], before(image)[:, 0])
+        assert torch.equal(after(image)[:, kept], before(image)[:, kept])
+        assert not torch.equal(after(image), before(image))
+    rows = _metrics_rows(out)
+    assert rows[0]["select_metric"] == rows[0][f"val/painted/{output}/dice"]
 
 
 def test_a_model_needs_an_output_on_its_shared_decoder():
@@ -214,37 +216,6 @@ def test_a_model_needs_an_output_on_its_shared_decoder():
             skin_branch=True,
             branch_outputs=1,
         )
-
-
-def test_freezing_the_trunk_trains_the_branch_and_nothing_else(tmp_path):
-    painted = make_tiny_dataset(tmp_path / "painted", depigmented=True, seed=3)
-    start = tmp_path / "start"
-    train(_resnet_settings(max_epochs=1), [DatasetSpec(painted)], start)
-    out = tmp_path / "branch"
-    settings = _resnet_settings(
-        model_kwargs={**_TINY_RESNET, "branch_outputs": 1},
-        init_weights=start / "model",
-        freeze=("stem", "layers", "decoders", "head"),
-        select_output="depigmented",
-        lr=1e-2,
-    )
-    train(settings, [DatasetSpec(painted)], out)
-    before, _ = load_model_folder(start / "model")
-    after, _ = load_model_folder(out / "model")
-    old, new = before.state_dict(), after.state_dict()
-    # Weights and batch-norm statistics of the frozen parts are the start's, bit for bit.
-    assert all(
-        torch.equal(new[name], tensor) for name, tensor in old.items() if "head" not in name
-    )
-    assert torch.equal(new["head.weight"], old["head.weight"][:2])
-    # The branch decoder started as a copy of the shared one and has moved away from it.
-    first_conv = "decoders.0.convs.0.0.weight"
-    assert not torch.equal(new[f"branch_{first_conv}"], old[first_conv])
-    image = torch.rand(1, 3, 40, 52)
-    with torch.no_grad():
-        assert torch.equal(after(image)[:, :2], before(image)[:, :2])
-    rows = _metrics_rows(out)
-    assert rows[0]["select_metric"] == rows[0]["val/painted/depigmented/dice"]
 
 
 def test_freezing_a_misspelt_part_is_refused(tmp_path):
