@@ -18,7 +18,6 @@ depigmented output is then not trained on it).
 from __future__ import annotations
 
 import argparse
-import csv
 import shutil
 import sys
 from pathlib import Path
@@ -64,9 +63,9 @@ def main() -> int:
             )
             written += 1
     shutil.copyfile(args.dataset / "cases.csv", args.out / "cases.csv")
-    with (args.out / "cases.csv").open(newline="") as handle:
-        count = sum(1 for _ in csv.DictReader(handle))
-    print(f"{count} cases, {written} with a colour-rule depigmented mask, in {args.out}")
+    print(
+        f"{len(cases)} outlined cases, {written} with a colour-rule depigmented mask, in {args.out}"
+    )
     return 0
 
 
