@@ -64,7 +64,7 @@ def main() -> int:
             written += 1
     shutil.copyfile(args.dataset / "cases.csv", args.out / "cases.csv")
     print(
-        f"{len(cases)} outlined cases, {written} with a colour-rule depigmented mask, in {args.out}"
+        f"{len(cases)} outlined cases, {written} with a colour-rule depigmented mask in {args.out}"
     )
     return 0
 
