@@ -7,10 +7,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from vitiseg.inference.depigmentation import depigmented_by_colour, lightness
+from vitiseg.inference.depigmentation import depigmented_by_colour
 from vitiseg.inference.predictor import Predictor
 from vitiseg.models.model_folder import load_metadata
-from vitiseg.synth.color import lab_to_linear, linear_to_srgb
+from vitiseg.synth.color import lab_to_linear, linear_to_srgb, rgb8_to_lab
 
 
 def _photo_of_lightness(light: np.ndarray) -> np.ndarray:
@@ -62,7 +62,7 @@ def test_no_normal_skin_means_no_colour_answer():
 
 def test_lightness_of_a_known_colour():
     rgb = _photo_of_lightness(np.full((2, 2), 60.0, np.float32))
-    assert np.allclose(lightness(rgb), 60.0, atol=0.5)
+    assert np.allclose(rgb8_to_lab(rgb)[..., 0], 60.0, atol=0.5)
 
 
 class _BackendOfMasks:

@@ -12,28 +12,13 @@ session 18); this rule needs no training and works for two-output models too.
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
-from vitiseg.synth.color import linear_to_lab, srgb_to_linear
+from vitiseg.synth.color import rgb8_to_lab
+from vitiseg.synth.fields import local_mean
 
 # Below this many skin pixels outside the extent there is no normal skin to compare with.
 MIN_NORMAL_PIXELS = 50
-
-
-def lightness(rgb: np.ndarray) -> np.ndarray:
-    """(H, W) float32 CIELAB L* (0-100) of an (H, W, 3) uint8 sRGB photo."""
-    return linear_to_lab(srgb_to_linear(rgb.astype(np.float32) / 255.0))[..., 0]
-
-
-def local_normal_lightness(
-    lightness_map: np.ndarray, normal: np.ndarray, sigma: float
-) -> np.ndarray:
-    """(H, W) Gaussian-weighted mean L* of the ``normal`` pixels near each pixel."""
-    weight = normal.astype(np.float32)
-    numerator = cv2.GaussianBlur(lightness_map * weight, (0, 0), sigma)
-    denominator = cv2.GaussianBlur(weight, (0, 0), sigma)
-    return numerator / np.maximum(denominator, 1e-6)
 
 
 def depigmented_by_colour(
@@ -66,7 +51,8 @@ def depigmented_by_colour(
     normal = skin & ~lesion
     if normal.sum() < MIN_NORMAL_PIXELS:
         return None
-    light = lightness(rgb)
+    light = rgb8_to_lab(rgb)[..., 0]
     diameter = float(np.sqrt(4.0 * (skin | lesion).sum() / np.pi))
-    reference = local_normal_lightness(light, normal, max(3.0, reference_scale * diameter))
+    sigma = max(3.0, reference_scale * diameter)
+    reference = local_mean(light, normal.astype(np.float32), sigma)
     return lesion & (light - reference > min_lift)

@@ -36,10 +36,10 @@ FLAG_DESCRIPTIONS: Mapping[str, str] = {
         "units may be wrong; check the skin mask by eye"
     ),
     "faint_depigmentation": (
-        "little of the outlined lesion called depigmented: the depigmented output learnt "
-        "from painted photos and calls real patches depigmented less often than they look, "
-        "so the VASI levels may be too low (hand_units_affected is the VASI if every patch "
-        "were fully depigmented); check the levels by eye"
+        "little of the outlined lesion called depigmented, so the VASI levels may be too "
+        "low (the model's depigmented output learnt from painted photos and under-calls "
+        "real patches; hand_units_affected is the VASI if every patch were fully "
+        "depigmented); check the levels by eye"
     ),
     "light_skin": (
         "light skin (high typology angle): the default model missed many lesions on light "

@@ -185,3 +185,12 @@ def disk(radius_px: float) -> np.ndarray:
     reach = math.floor(radius_px)
     yy, xx = np.mgrid[-reach : reach + 1, -reach : reach + 1]
     return (yy**2 + xx**2 <= radius_px**2).astype(np.uint8)
+
+
+def local_mean(values: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian mean of ``values`` over pixels with ``weight`` (normalised convolution):
+    at each pixel, the weighted average of its neighbourhood, so a quantity measured on
+    some pixels (normal skin) is interpolated smoothly into the others (a patch)."""
+    numerator = cv2.GaussianBlur(values * weight, (0, 0), sigma)
+    denominator = cv2.GaussianBlur(weight, (0, 0), sigma)
+    return numerator / np.maximum(denominator, 1e-6)

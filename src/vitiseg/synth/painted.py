@@ -32,7 +32,7 @@ from vitiseg.synth.color import (
     measure_ita,
     srgb_to_linear,
 )
-from vitiseg.synth.fields import disk
+from vitiseg.synth.fields import disk, local_mean
 from vitiseg.synth.patches import LEVELS, choose_levels, design_patches, equivalent_diameter
 from vitiseg.synth.records import CaseTruth, SynthCase
 
@@ -165,13 +165,6 @@ def load_source(source: SkinPhotoSource, size: int) -> tuple[np.ndarray, np.ndar
     return rgb, skin
 
 
-def _local_mean(values: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian mean of ``values`` over pixels with ``weight`` (normalised convolution)."""
-    numerator = cv2.GaussianBlur(values * weight, (0, 0), sigma)
-    denominator = cv2.GaussianBlur(weight, (0, 0), sigma)
-    return numerator / np.maximum(denominator, 1e-6)
-
-
 def soft_clip(linear: np.ndarray, knee: float = 0.75) -> np.ndarray:
     """Compress linear values above ``knee`` smoothly towards 1 instead of clipping.
 
@@ -220,10 +213,10 @@ def depigment_photo(
     luminance = linear @ _LUMINANCE
     weight = skin.astype(np.float32)
     diameter = equivalent_diameter(float(skin.sum()))
-    fine = _local_mean(luminance, weight, max(2.0, 0.01 * diameter))
+    fine = local_mean(luminance, weight, max(2.0, 0.01 * diameter))
     detail = np.clip(luminance / np.maximum(fine, 1e-4), 0.2, 5.0)
     broad_sigma = max(4.0, 0.04 * diameter)
-    local = np.stack([_local_mean(linear[..., k], weight, broad_sigma) for k in range(3)], axis=-1)
+    local = np.stack([local_mean(linear[..., k], weight, broad_sigma) for k in range(3)], axis=-1)
     local = np.maximum(local, 1e-4)
     target = depigmentation.target(linear_to_lab(local), reference_lab, max_lightness)
     gain = np.maximum(lab_to_linear(target), 1e-4) / local
