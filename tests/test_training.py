@@ -27,7 +27,12 @@ from vitiseg.data.augment import (
 from vitiseg.data.dataset_format import load_dataset
 from vitiseg.data.resize import resize_long_side
 from vitiseg.data.splits import load_split, patient_folds, patients_overlap, split_by_patient
-from vitiseg.data.torch_dataset import SegmentationDataset, load_case, targets_from_masks
+from vitiseg.data.torch_dataset import (
+    SegmentationDataset,
+    load_case,
+    outline_band,
+    targets_from_masks,
+)
 from vitiseg.models.model_folder import load_model_folder, load_start_weights, widen_head
 from vitiseg.models.unet import build_model
 from vitiseg.training.loss import masked_bce_dice
@@ -113,6 +118,34 @@ def test_targets_with_a_depigmented_mask_and_outlined_lesions():
     # Skin only: outside skin nothing is depigmented.
     _, valid = targets_from_masks(skin, None, (6, 6))
     assert (valid[2] == ~skin).all()
+
+
+def test_outline_band_lies_astride_the_edge_only():
+    mask = np.zeros((40, 40), bool)
+    mask[10:30, 10:30] = True
+    band = outline_band(mask, 3)
+    assert band[10, 20] and band[8, 20] and band[12, 20]  # on, outside and inside the edge
+    assert not band[20, 20] and not band[2, 20]  # deep inside and far outside
+    assert not outline_band(mask, 0).any()
+
+
+def test_an_outline_band_unlabels_the_lesion_edge_and_nothing_else(tmp_path):
+    case = load_dataset(make_tiny_dataset(tmp_path / "d"))[0]
+    exact = load_case(case, "d", 96)
+    banded = load_case(case, "d", 96, outline_band_px=3)
+    assert (banded.targets == exact.targets).all() and (banded.image == exact.image).all()
+    band = outline_band(exact.targets[1], 3)
+    assert band.any() and not banded.valid[1][band].any()
+    assert (banded.valid[1][~band] == exact.valid[1][~band]).all()
+    assert (banded.valid[[0, 2]] == exact.valid[[0, 2]]).all()
+
+
+def test_an_outline_band_for_a_misspelt_dataset_is_refused(tmp_path):
+    dataset = make_tiny_dataset(tmp_path / "d")
+    with pytest.raises(ValueError, match="outline_band_px names no dataset"):
+        train(
+            _settings(outline_band_px={"vitiligo_web": 4}), [DatasetSpec(dataset)], tmp_path / "r"
+        )
 
 
 def test_widening_a_two_output_start_copies_the_lesion_output():

@@ -78,6 +78,9 @@ def settings_from_config(cfg: DictConfig) -> TrainSettings:
         val_max_cases=cfg.data.val_max_cases,
         select_dataset=cfg.data.select_dataset,
         select_output=cfg.data.get("select_output", "lesion"),
+        outline_band_px={
+            str(k): int(v) for k, v in (cfg.data.get("outline_band_px") or {}).items()
+        },
         freeze=tuple(trainer.get("freeze") or ()),
         early_stop_patience=trainer.early_stop_patience,
         seed=trainer.seed,

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import albumentations as A
+import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -92,7 +93,19 @@ def targets_from_masks(
     return targets, valid
 
 
-def load_case(case: Case, dataset: str, long_side: int) -> LoadedCase:
+def outline_band(mask: np.ndarray, band_px: int) -> np.ndarray:
+    """(H, W) bool: pixels within ``band_px`` of the edge of ``mask`` (either side)."""
+    if band_px <= 0:
+        return np.zeros(mask.shape, bool)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band_px + 1, 2 * band_px + 1))
+    binary = mask.astype(np.uint8)
+    return cv2.dilate(binary, kernel).astype(bool) & ~cv2.erode(binary, kernel).astype(bool)
+
+
+def load_case(case: Case, dataset: str, long_side: int, outline_band_px: int = 0) -> LoadedCase:
+    """A case at working resolution. ``outline_band_px`` > 0 leaves the lesion target
+    unlabelled within that many working-resolution pixels of the lesion mask's edge, for
+    coarse hand-drawn polygons whose edges are guesses (training photos only)."""
     image = read_rgb(case.image_path)
     shape = image.shape[:2]
     masks = {}
@@ -112,6 +125,8 @@ def load_case(case: Case, dataset: str, long_side: int) -> LoadedCase:
     if image.shape[:2] != shape:  # the same size from the same shape, masks never blended
         targets = np.stack([resize_long_side(t, long_side, nearest=True) for t in targets])
         valid = np.stack([resize_long_side(v, long_side, nearest=True) for v in valid])
+    if outline_band_px > 0 and masks["lesion"] is not None:
+        valid[1] &= ~outline_band(targets[1], outline_band_px)
     return LoadedCase(case, dataset, image, targets, valid)
 
 

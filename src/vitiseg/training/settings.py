@@ -46,6 +46,8 @@ class TrainSettings:
     val_max_cases: int = 80  # per dataset, to keep validation quick on CPU
     select_dataset: str = ""  # dataset whose val lesion Dice picks the best model
     select_output: str = "lesion"  # the output whose val Dice picks it (lesion, depigmented, skin)
+    # Per dataset label: px around each training lesion outline left out of the lesion loss.
+    outline_band_px: dict[str, int] = field(default_factory=dict)
     # Parameter-name prefixes trained not at all, batch-norm statistics included; with
     # ("stem", "layers", "decoders", "head") only a branch decoder learns.
     freeze: tuple[str, ...] = ()

@@ -116,6 +116,9 @@ def _load_split_cases(
             "%s exists: this run keeps its split; %s is not used", split_path, settings.split_file
         )
     saved = load_split(split_path) if split_path else {}
+    unknown_bands = sorted(set(settings.outline_band_px) - {spec.label for spec in specs})
+    if unknown_bands:  # a misspelt name would silently train with exact edges
+        raise ValueError(f"outline_band_px names no dataset folder: {unknown_bands}")
     train: list[LoadedCase] = []
     val: dict[str, list[LoadedCase]] = {}
     splits: dict[str, dict[str, list[str]]] = {}
@@ -137,7 +140,11 @@ def _load_split_cases(
         if len(val_ids) > settings.val_max_cases:
             picker = deterministic_rng(settings.seed, spec.label, "val")
             val_ids = sorted(picker.choice(val_ids, settings.val_max_cases, replace=False))
-        train += [load_case(by_id[i], spec.label, settings.long_side) for i in split["train"]]
+        band = settings.outline_band_px.get(spec.label, 0)
+        train += [
+            load_case(by_id[i], spec.label, settings.long_side, outline_band_px=band)
+            for i in split["train"]
+        ]
         val[spec.label] = [load_case(by_id[i], spec.label, settings.long_side) for i in val_ids]
         log.info(
             "%s: %d train / %d val cases (%d val patients)",
