@@ -842,6 +842,23 @@ def test_default_recipe_configs_weight_the_folders_their_commands_name(
     assert (settings.max_minutes, settings.max_epochs) == budget
 
 
+def test_an_outline_band_given_on_the_command_line_reaches_the_settings(tmp_path):
+    from hydra import compose, initialize_config_dir
+
+    from vitiseg.cli.train import settings_from_config
+    from vitiseg.paths import config_dir
+
+    dataset = make_tiny_dataset(tmp_path / "vitiligo-web")
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        plain = compose(config_name="train", overrides=[f"dataset={dataset}"])
+        banded = compose(
+            config_name="train",
+            overrides=[f"dataset={dataset}", "data.outline_band_px={vitiligo-web:5}"],
+        )
+    assert settings_from_config(plain).outline_band_px == {}
+    assert settings_from_config(banded).outline_band_px == {"vitiligo-web": 5}
+
+
 def test_evaluation_summary_compares_flagged_with_unflagged_cases():
     from vitiseg.evaluation.evaluate import CaseResult, markdown_table, summarise
     from vitiseg.metrics.segmentation import score_masks
