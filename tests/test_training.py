@@ -65,6 +65,25 @@ def test_loss_ignores_whatever_the_unannotated_targets_say():
     assert loss_a == pytest.approx(loss_b)
 
 
+def test_per_image_dice_weighs_a_missed_small_lesion_like_a_missed_large_one():
+    targets = torch.zeros(2, 1, 16, 16)
+    targets[0, 0, :12, :12] = 1  # a large lesion, found
+    targets[1, 0, :2, :2] = 1  # a small one, missed
+    logits = torch.where(targets.bool(), 20.0, -20.0)
+    logits[1] = -20.0  # the small lesion is missed
+    valid = torch.ones_like(targets)
+    args = dict(dice_weight=1.0, output_weights=(1.0,))
+    batch = masked_bce_dice(logits, targets, valid, **args)[1]["dice0"]
+    per_image = masked_bce_dice(logits, targets, valid, dice_per_image=True, **args)[1]["dice0"]
+    # Batch Dice barely notices the 4 missed pixels; per photo, the miss costs half (the
+    # smoothing term of 1 leaves the missed photo at 1 - 1/5).
+    assert batch < 0.05 and per_image == pytest.approx((0 + (1 - 1 / 5)) / 2, abs=1e-3)
+    # A photo with no annotated pixel for the output does not enter the average.
+    valid[1] = 0
+    alone = masked_bce_dice(logits, targets, valid, dice_per_image=True, **args)[1]["dice0"]
+    assert alone == pytest.approx(0.0, abs=1e-3)
+
+
 def test_a_batch_without_any_annotation_back_propagates_zero_gradients():
     logits = torch.randn(2, 2, 8, 8, requires_grad=True)
     nothing_annotated = torch.zeros(2, 2, 8, 8)

@@ -18,11 +18,15 @@ def masked_bce_dice(
     dice_weight: float = 1.0,
     output_weights: tuple[float, ...] = (1.0, 1.0),
     smooth: float = 1.0,
+    dice_per_image: bool = False,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Sum over outputs of (BCE + dice_weight * soft Dice loss), each over valid pixels.
 
     Args:
         logits, targets, valid: (N, C, H, W) float; targets and valid in {0, 1}.
+        dice_per_image: soft Dice per photo, averaged over the photos annotated for that
+            output (the mean per-photo Dice that evaluation reports), instead of one Dice
+            over the batch's pixels, where photos with large lesions outweigh small ones.
 
     Returns:
         The scalar loss and its parts per output (for logging). An output with no valid
@@ -43,9 +47,11 @@ def masked_bce_dice(
             continue
         bce_term = bce[:, channel].sum() / count
         target = targets[:, channel] * valid[:, channel]
-        intersection = (probabilities[:, channel] * target).sum()
-        denominator = probabilities[:, channel].sum() + target.sum()
-        dice_term = 1 - (2 * intersection + smooth) / (denominator + smooth)
+        dims = (1, 2) if dice_per_image else (0, 1, 2)
+        intersection = (probabilities[:, channel] * target).sum(dims)
+        denominator = probabilities[:, channel].sum(dims) + target.sum(dims)
+        dice = 1 - (2 * intersection + smooth) / (denominator + smooth)
+        dice_term = dice[valid[:, channel].sum((1, 2)) > 0].mean() if dice_per_image else dice
         total = total + weight * (bce_term + dice_weight * dice_term)
         parts[f"bce{channel}"] = float(bce_term.detach())
         parts[f"dice{channel}"] = float(dice_term.detach())

@@ -471,6 +471,7 @@ def train(settings: TrainSettings, specs: list[DatasetSpec], output_dir: Path) -
                 valid[:, :outputs],
                 dice_weight=settings.dice_weight,
                 output_weights=(1.0,) * outputs,
+                dice_per_image=settings.dice_per_image,
             )
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
