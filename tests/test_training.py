@@ -79,9 +79,9 @@ def test_per_image_dice_weighs_a_missed_small_lesion_like_a_missed_large_one():
     # smoothing term of 1 leaves the missed photo at 1 - 1/5).
     assert batch < 0.05 and per_image == pytest.approx((0 + (1 - 1 / 5)) / 2, abs=1e-3)
     # A photo with no annotated pixel for the output does not enter the average.
-    valid[1] = 0
+    valid[0] = 0
     alone = masked_bce_dice(logits, targets, valid, dice_per_image=True, **args)[1]["dice0"]
-    assert alone == pytest.approx(0.0, abs=1e-3)
+    assert alone == pytest.approx(1 - 1 / 5, abs=1e-3)
 
 
 def test_a_batch_without_any_annotation_back_propagates_zero_gradients():
