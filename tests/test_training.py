@@ -840,6 +840,11 @@ def test_dataset_weights_keyed_by_an_unknown_folder_are_refused(tmp_path):
             ["vitiligo-web", "skin-photos", "painted-train-split"],
             (None, 17),
         ),
+        (
+            "default_model_depigmented_dice_per_image",
+            ["vitiligo-web", "skin-photos", "painted-train-split"],
+            (None, 17),
+        ),
     ],
 )
 def test_default_recipe_configs_weight_the_folders_their_commands_name(
@@ -861,7 +866,7 @@ def test_default_recipe_configs_weight_the_folders_their_commands_name(
     assert (settings.max_minutes, settings.max_epochs) == budget
 
 
-def test_an_outline_band_given_on_the_command_line_reaches_the_settings(tmp_path):
+def test_the_coarse_label_options_reach_the_settings(tmp_path):
     from hydra import compose, initialize_config_dir
 
     from vitiseg.cli.train import settings_from_config
@@ -874,8 +879,17 @@ def test_an_outline_band_given_on_the_command_line_reaches_the_settings(tmp_path
             config_name="train",
             overrides=[f"dataset={dataset}", "data.outline_band_px={vitiligo-web:5}"],
         )
+        per_image = compose(
+            config_name="train",
+            overrides=[
+                f"dataset={dataset}",
+                "experiment=default_model_depigmented_dice_per_image",
+            ],
+        )
     assert settings_from_config(plain).outline_band_px == {}
     assert settings_from_config(banded).outline_band_px == {"vitiligo-web": 5}
+    assert not settings_from_config(plain).dice_per_image
+    assert settings_from_config(per_image).dice_per_image
 
 
 def test_evaluation_summary_compares_flagged_with_unflagged_cases():
