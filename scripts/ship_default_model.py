@@ -123,6 +123,12 @@ def main() -> None:
         help="JSON of the lesion clean-up chosen by scripts/postprocess_study.py",
     )
     parser.add_argument("--lesion-threshold", type=float, default=None)
+    parser.add_argument(
+        "--depigmented-threshold",
+        type=float,
+        default=None,
+        help="chosen by scripts/depigmented_threshold_study.py",
+    )
     parser.add_argument("--target", type=Path, default=ROOT / "models" / "default")
     parser.add_argument(
         "--last-epoch",
@@ -151,6 +157,10 @@ def main() -> None:
         metadata["lesion_postprocess"] = setting.to_dict()
     if args.lesion_threshold is not None:
         metadata["thresholds"]["lesion"] = args.lesion_threshold
+    if args.depigmented_threshold is not None:
+        if "depigmented" not in metadata["output_names"]:
+            parser.error(f"{source}: the model has no depigmented output to threshold")
+        metadata["thresholds"]["depigmented"] = args.depigmented_threshold
     evaluations = {}
     for item in args.eval:
         name, folder = item.split("=", 1)

@@ -4,6 +4,9 @@ without pigment inside them. Prediction, ONNX, VASI, evaluation and scoring all 
 from __future__ import annotations
 
 import csv
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -13,6 +16,7 @@ import torch
 
 from tests.conftest import make_tiny_dataset
 from vitiseg.data.dataset_format import load_dataset
+from vitiseg.evaluation.calibration import affected_fraction_errors, least_error_threshold
 from vitiseg.evaluation.evaluate import evaluate_case, markdown_table, summarise
 from vitiseg.inference.onnx_backend import OnnxBackend, export_onnx
 from vitiseg.inference.predictor import Predictor, TorchBackend
@@ -168,3 +172,39 @@ def test_scoring_writes_the_depigmented_mask(tmp_path, three_output_model_dir):
         (row,) = list(csv.DictReader(stream))
     assert row["status"] == "ok" and row["mask_depigmented"]
     assert (out / row["mask_depigmented"]).is_file()
+
+
+def test_the_threshold_with_the_least_affected_fraction_error_is_chosen():
+    truth = [0.10, 0.0, 0.30]
+    predicted = {0.5: [0.14, 0.03, 0.34], 0.6: [0.11, 0.01, 0.30], 0.7: [0.06, 0.0, 0.25]}
+    table = affected_fraction_errors(truth, predicted)
+    assert table[0.5] == pytest.approx({"mae": 0.11 / 3, "bias": 0.11 / 3})
+    assert table[0.7]["bias"] == pytest.approx(-0.09 / 3)
+    assert least_error_threshold(table) == 0.6
+    # A tie keeps the threshold nearest the default (the lowest), not the last one tried.
+    assert least_error_threshold({0.6: {"mae": 0.02}, 0.5: {"mae": 0.02}}) == 0.5
+    with pytest.raises(ValueError, match="threshold 0.5: 2 predictions for 3 photos"):
+        affected_fraction_errors(truth, {0.5: [0.1, 0.2]})
+    with pytest.raises(ValueError, match="no thresholds"):
+        least_error_threshold({})
+
+
+def test_threshold_study_scores_every_threshold_from_one_prediction(
+    tmp_path, three_output_model_dir
+):
+    dataset = make_tiny_dataset(tmp_path / "both", n_cases=4, depigmented=True)
+    out = tmp_path / "study.json"
+    script = Path(__file__).resolve().parents[1] / "scripts" / "depigmented_threshold_study.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--checkpoint", str(three_output_model_dir),
+         "--dataset", str(dataset), "--limit", "3", "--json", str(out)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert f"{dataset}: 3 photos" in done.stdout
+    record = json.loads(out.read_text())
+    table = record["tables"]["all"]
+    assert list(table) == ["0.5", "0.55", "0.6", "0.65", "0.7", "0.75", "0.8"]
+    assert record["chosen"] == least_error_threshold({float(t): v for t, v in table.items()})
+    # A higher threshold keeps fewer depigmented pixels: the bias can only fall.
+    biases = [row["bias"] for row in table.values()]
+    assert (np.diff(biases) <= 1e-12).all()

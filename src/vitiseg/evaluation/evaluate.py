@@ -76,6 +76,20 @@ def affected_fraction(lesion: np.ndarray, skin: np.ndarray) -> float:
     return float(np.count_nonzero(lesion)) / visible if visible else 0.0
 
 
+def read_truth(case: Case) -> dict[str, np.ndarray | None]:
+    """The case's annotated masks by kind (None where not annotated)."""
+    return {kind: (read_mask(p) if (p := case.mask_path(kind)) else None) for kind in MASK_KINDS}
+
+
+def true_affected_fraction(truth: dict[str, np.ndarray | None]) -> float | None:
+    """The depigmented share of annotated skin: exact depigmented pixels where a set has
+    them, else the lesion outline; None without a skin mask or either of those."""
+    depigmented = truth["depigmented"] if truth["depigmented"] is not None else truth["lesion"]
+    if truth["skin"] is None or depigmented is None:
+        return None
+    return affected_fraction(depigmented, truth["skin"])
+
+
 def evaluate_case(
     predictor: Predictor,
     case: Case,
@@ -98,7 +112,7 @@ def evaluate_case(
         skin_probability=prediction.skin,
         depigmented=depigmented_pred,
     ).flags
-    truth = {kind: (read_mask(p) if (p := case.mask_path(kind)) else None) for kind in MASK_KINDS}
+    truth = read_truth(case)
     for kind, mask in truth.items():
         if mask is not None and mask.shape != lesion_pred.shape:
             raise ValueError(
@@ -115,13 +129,8 @@ def evaluate_case(
     depigmented_scores = None
     if truth["depigmented"] is not None and depigmented_pred is not None:
         depigmented_scores = score_masks(depigmented_pred, truth["depigmented"])
-    depigmented_true = truth["depigmented"]
-    if depigmented_true is None:
-        depigmented_true = truth["lesion"]
     depigmented_predicted = depigmented_pred if depigmented_pred is not None else lesion_pred
-    affected_true = None
-    if truth["skin"] is not None and depigmented_true is not None:
-        affected_true = affected_fraction(depigmented_true, truth["skin"])
+    affected_true = true_affected_fraction(truth)
     normal_skin = truth["skin"] if truth["skin"] is not None else skin_pred
     lesion_for_tone = truth["lesion"] if truth["lesion"] is not None else lesion_pred
     ita = individual_typology_angle(rgb, normal_skin & ~lesion_for_tone)
