@@ -129,6 +129,12 @@ def main() -> None:
         default=None,
         help="chosen by scripts/depigmented_threshold_study.py",
     )
+    parser.add_argument(
+        "--depigmented-seed",
+        type=float,
+        default=None,
+        help="hysteresis seed chosen by scripts/depigmented_threshold_study.py --seeds",
+    )
     parser.add_argument("--target", type=Path, default=ROOT / "models" / "default")
     parser.add_argument(
         "--last-epoch",
@@ -161,6 +167,10 @@ def main() -> None:
         if "depigmented" not in metadata["output_names"]:
             parser.error(f"{source}: the model has no depigmented output to threshold")
         metadata["thresholds"]["depigmented"] = args.depigmented_threshold
+    if args.depigmented_seed is not None:
+        if "depigmented" not in metadata["output_names"]:
+            parser.error(f"{source}: the model has no depigmented output to threshold")
+        metadata["thresholds"]["depigmented_seed"] = args.depigmented_seed
     evaluations = {}
     for item in args.eval:
         name, folder = item.split("=", 1)

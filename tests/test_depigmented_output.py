@@ -121,6 +121,19 @@ def test_predictor_returns_the_depigmented_output_inside_the_lesion():
     np.testing.assert_allclose(with_tta.depigmented, np.mean(flips, axis=0), atol=1e-6)
 
 
+def test_a_hysteresis_seed_drops_depigmented_patches_without_a_confident_pixel():
+    rgb = np.zeros((64, 64, 3), np.uint8)
+    metadata = _metadata()
+    predictor = Predictor(_FixedBackend(), metadata, long_side=0)
+    prediction = predictor.predict(rgb)
+    skin, lesion = predictor.masks(prediction, rgb)
+    plain = predictor.depigmented_mask(prediction, lesion, rgb, skin)
+    metadata.thresholds["depigmented_seed"] = 0.85  # the patch's 0.9 pixels seed it
+    np.testing.assert_array_equal(predictor.depigmented_mask(prediction, lesion, rgb, skin), plain)
+    metadata.thresholds["depigmented_seed"] = 0.95  # no pixel that sure: the patch goes
+    assert plain.any() and not predictor.depigmented_mask(prediction, lesion, rgb, skin).any()
+
+
 def test_a_two_output_model_has_no_depigmented_mask(tiny_model_dir):
     predictor = Predictor.from_folder(tiny_model_dir)
     rgb = np.full((40, 50, 3), 128, np.uint8)
@@ -207,4 +220,18 @@ def test_threshold_study_scores_every_threshold_from_one_prediction(
     assert record["chosen"] == least_error_threshold({float(t): v for t, v in table.items()})
     # A higher threshold keeps fewer depigmented pixels: the bias can only fall.
     biases = [row["bias"] for row in table.values()]
+    assert (np.diff(biases) <= 1e-12).all()
+    seeded = tmp_path / "seeds.json"
+    subprocess.run(
+        [sys.executable, str(script), "--checkpoint", str(three_output_model_dir),
+         "--dataset", str(dataset), "--limit", "3", "--seeds", "0.7", "0.9",
+         "--json", str(seeded)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    record = json.loads(seeded.read_text())
+    assert record["kind"] == "hysteresis seed"
+    # The model's own threshold (no seed) is the first row, and seeds only drop patches.
+    assert list(record["tables"]["all"]) == ["0.5", "0.7", "0.9"]
+    assert record["tables"]["all"]["0.5"] == table["0.5"]
+    biases = [row["bias"] for row in record["tables"]["all"].values()]
     assert (np.diff(biases) <= 1e-12).all()

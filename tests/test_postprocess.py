@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 
 from vitiseg.inference.colour_refine import refine_lesion_by_colour
-from vitiseg.inference.postprocess import LesionPostprocess, clean_lesion_mask, lesion_mask
+from vitiseg.inference.postprocess import (
+    LesionPostprocess,
+    clean_lesion_mask,
+    keep_seeded_components,
+    lesion_mask,
+)
 from vitiseg.inference.predictor import Prediction, Predictor
 
 
@@ -204,3 +209,18 @@ def test_predictor_refines_by_colour_when_the_metadata_says_and_needs_the_photo(
 def test_out_of_range_colour_settings_are_refused(bad):
     with pytest.raises(ValueError):
         LesionPostprocess(**bad)
+
+
+def test_only_patches_holding_a_seed_pixel_are_kept():
+    mask = np.zeros((10, 12), bool)
+    mask[1:4, 1:4] = True  # seeded patch
+    mask[4, 4] = True  # touches it only at a corner: the same 8-connected patch
+    mask[6:9, 7:11] = True  # no seed pixel: dropped
+    seed = np.zeros_like(mask)
+    seed[2, 2] = True
+    seed[0, 11] = True  # a seed outside the mask keeps nothing
+    kept = keep_seeded_components(mask, seed)
+    expected = mask.copy()
+    expected[6:9, 7:11] = False
+    np.testing.assert_array_equal(kept, expected)
+    assert not keep_seeded_components(np.zeros_like(mask), seed).any()

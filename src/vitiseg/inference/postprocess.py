@@ -143,3 +143,16 @@ def clean_lesion_mask(mask: np.ndarray, setting: LesionPostprocess) -> np.ndarra
         keep[0] = False  # background
         cleaned = keep[labels].view(np.uint8) if count > 1 else cleaned
     return cleaned.astype(bool)
+
+
+def keep_seeded_components(mask: np.ndarray, seed: np.ndarray) -> np.ndarray:
+    """The components of ``mask`` (8-connected) that contain at least one ``seed`` pixel.
+
+    Hysteresis: a depigmented patch keeps its full extent at the ordinary threshold when
+    its core is confident, and a patch with no confident pixel at all is dropped.
+    """
+    count, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    if count <= 1:
+        return mask.astype(bool)
+    seeded = np.unique(labels[seed & mask])
+    return np.isin(labels, seeded[seeded > 0])

@@ -10,7 +10,7 @@ import numpy as np
 
 from vitiseg.data.resize import resize_long_side
 from vitiseg.inference.depigmentation import depigmented_by_colour
-from vitiseg.inference.postprocess import LesionPostprocess, lesion_mask
+from vitiseg.inference.postprocess import LesionPostprocess, keep_seeded_components, lesion_mask
 from vitiseg.inference.tiling import predict_tiled
 from vitiseg.models.metadata import ModelMetadata
 
@@ -211,7 +211,10 @@ class Predictor:
         ``depigmented_source="colour"``: pixels lighter than the normal skin around them
         (:func:`~vitiseg.inference.depigmentation.depigmented_by_colour`); where no normal
         skin is visible, the model's output stands in. ``"model"``: the model's
-        depigmented output. None for a two-output model without a colour rule, whose
+        depigmented output at ``thresholds["depigmented"]``; with
+        ``thresholds["depigmented_seed"]`` only patches holding a pixel at or above it
+        (hysteresis, :func:`~vitiseg.inference.postprocess.keep_seeded_components`).
+        None for a two-output model without a colour rule, whose
         lesion mask is itself the depigmented skin.
         """
         if self.depigmented_source == "colour":
@@ -220,5 +223,9 @@ class Predictor:
                 return by_colour
         if prediction.depigmented is None:
             return None
-        threshold = self.metadata.thresholds.get("depigmented", 0.5)
-        return (prediction.depigmented >= threshold) & lesion
+        thresholds = self.metadata.thresholds
+        mask = (prediction.depigmented >= thresholds.get("depigmented", 0.5)) & lesion
+        seed = thresholds.get("depigmented_seed")
+        if seed is not None:
+            mask = keep_seeded_components(mask, prediction.depigmented >= seed)
+        return mask
