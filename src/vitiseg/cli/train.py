@@ -47,6 +47,17 @@ def dataset_specs(cfg: DictConfig) -> list[DatasetSpec]:
     return specs
 
 
+def _dice_per_image(value) -> bool | tuple[str, ...]:
+    """``loss.dice_per_image``: true/false, or a list of output names (``[lesion]``)."""
+    if isinstance(value, bool):
+        return value
+    if OmegaConf.is_list(value):
+        return tuple(str(name) for name in value)
+    raise ValueError(
+        f"loss.dice_per_image must be true, false or a list of outputs, not {value!r}"
+    )
+
+
 def settings_from_config(cfg: DictConfig) -> TrainSettings:
     trainer, model, optim = cfg.trainer, cfg.model, cfg.optim
     return TrainSettings(
@@ -73,7 +84,7 @@ def settings_from_config(cfg: DictConfig) -> TrainSettings:
         warmup_steps=optim.warmup_steps,
         min_lr_ratio=optim.min_lr_ratio,
         dice_weight=cfg.loss.dice_weight,
-        dice_per_image=cfg.loss.get("dice_per_image", False),
+        dice_per_image=_dice_per_image(cfg.loss.get("dice_per_image", False)),
         val_fraction=cfg.data.val_fraction,
         split_file=Path(cfg.data.split_file) if cfg.data.get("split_file") else None,
         val_max_cases=cfg.data.val_max_cases,

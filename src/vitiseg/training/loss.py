@@ -6,6 +6,8 @@ lesion output and a skin-only set trains the skin output.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 
@@ -18,7 +20,7 @@ def masked_bce_dice(
     dice_weight: float = 1.0,
     output_weights: tuple[float, ...] = (1.0, 1.0),
     smooth: float = 1.0,
-    dice_per_image: bool = False,
+    dice_per_image: bool | Sequence[bool] = False,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Sum over outputs of (BCE + dice_weight * soft Dice loss), each over valid pixels.
 
@@ -27,6 +29,7 @@ def masked_bce_dice(
         dice_per_image: soft Dice per photo, averaged over the photos annotated for that
             output (the mean per-photo Dice that evaluation reports), instead of one Dice
             over the batch's pixels, where photos with large lesions outweigh small ones.
+            One flag per output to choose it per output.
 
     Returns:
         The scalar loss and its parts per output (for logging). An output with no valid
@@ -39,6 +42,15 @@ def masked_bce_dice(
     probabilities = torch.sigmoid(logits) * valid
     total = logits.sum() * 0.0  # in the graph: zero gradients rather than none
     parts: dict[str, float] = {}
+    per_image = (
+        [dice_per_image] * len(output_weights)
+        if isinstance(dice_per_image, bool)
+        else list(dice_per_image)
+    )
+    if len(per_image) != len(output_weights):
+        raise ValueError(
+            f"dice_per_image: {len(per_image)} flags for {len(output_weights)} outputs"
+        )
     for channel, weight in enumerate(output_weights):
         count = valid[:, channel].sum()
         if count.item() == 0:
@@ -47,12 +59,27 @@ def masked_bce_dice(
             continue
         bce_term = bce[:, channel].sum() / count
         target = targets[:, channel] * valid[:, channel]
-        dims = (1, 2) if dice_per_image else (0, 1, 2)
+        dims = (1, 2) if per_image[channel] else (0, 1, 2)
         intersection = (probabilities[:, channel] * target).sum(dims)
         denominator = probabilities[:, channel].sum(dims) + target.sum(dims)
         dice = 1 - (2 * intersection + smooth) / (denominator + smooth)
-        dice_term = dice[valid[:, channel].sum((1, 2)) > 0].mean() if dice_per_image else dice
+        dice_term = dice[valid[:, channel].sum((1, 2)) > 0].mean() if per_image[channel] else dice
         total = total + weight * (bce_term + dice_weight * dice_term)
         parts[f"bce{channel}"] = float(bce_term.detach())
         parts[f"dice{channel}"] = float(dice_term.detach())
     return total, parts
+
+
+def dice_per_image_flags(
+    setting: bool | Sequence[str], output_names: Sequence[str]
+) -> bool | tuple[bool, ...]:
+    """``loss.dice_per_image`` as the loss takes it: one flag for all outputs, or one per
+    output from the names given; a name the model has no output for is refused."""
+    if isinstance(setting, bool):
+        return setting
+    unknown = sorted(set(setting) - set(output_names))
+    if unknown:
+        raise ValueError(
+            f"loss.dice_per_image names {unknown}, not outputs of this model {list(output_names)}"
+        )
+    return tuple(name in setting for name in output_names)

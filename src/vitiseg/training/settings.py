@@ -39,7 +39,8 @@ class TrainSettings:
     warmup_steps: int = 50
     min_lr_ratio: float = 0.02
     dice_weight: float = 1.0
-    dice_per_image: bool = False  # soft Dice per photo rather than over the batch
+    # Soft Dice per photo rather than over the batch: all outputs, or only those named.
+    dice_per_image: bool | tuple[str, ...] = False
     val_fraction: float = 0.2
     # Another run's split.json to reuse, so a fine-tuned model never trains on the photos its
     # starting model was validated on (the seed alone decides the split otherwise).

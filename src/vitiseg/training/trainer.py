@@ -39,7 +39,7 @@ from vitiseg.models.model_folder import (
     save_model_folder,
 )
 from vitiseg.models.unet import build_model
-from vitiseg.training.loss import masked_bce_dice
+from vitiseg.training.loss import dice_per_image_flags, masked_bce_dice
 from vitiseg.training.settings import DatasetSpec, TrainSettings
 
 log = logging.getLogger(__name__)
@@ -365,6 +365,8 @@ def train(settings: TrainSettings, specs: list[DatasetSpec], output_dir: Path) -
     torch.manual_seed(settings.seed + rank)
     main_process = rank == 0
     select_label = _selection_label(specs, settings.select_dataset, settings.select_output)
+    out_channels = int(settings.model_kwargs.get("out_channels", 2))
+    dice_per_image_flags(settings.dice_per_image, output_names_for(out_channels))  # fail early
 
     train_cases, val_cases, splits = _load_split_cases(specs, settings, output_dir)
     if main_process:
@@ -471,7 +473,9 @@ def train(settings: TrainSettings, specs: list[DatasetSpec], output_dir: Path) -
                 valid[:, :outputs],
                 dice_weight=settings.dice_weight,
                 output_weights=(1.0,) * outputs,
-                dice_per_image=settings.dice_per_image,
+                dice_per_image=dice_per_image_flags(
+                    settings.dice_per_image, output_names_for(outputs)
+                ),
             )
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
