@@ -84,6 +84,27 @@ def test_per_image_dice_weighs_a_missed_small_lesion_like_a_missed_large_one():
     assert alone == pytest.approx(1 - 1 / 5, abs=1e-3)
 
 
+def test_per_image_dice_can_be_chosen_per_output():
+    from vitiseg.training.loss import dice_per_image_flags
+
+    targets = torch.zeros(2, 2, 16, 16)
+    targets[0, :, :12, :12] = 1  # a large lesion, found, in both outputs
+    targets[1, :, :2, :2] = 1  # a small one, missed
+    logits = torch.where(targets.bool(), 20.0, -20.0)
+    logits[1] = -20.0
+    valid = torch.ones_like(targets)
+    flags = dice_per_image_flags(("lesion",), ("skin", "lesion"))
+    assert flags == (False, True)
+    parts = masked_bce_dice(logits, targets, valid, dice_per_image=flags)[1]
+    # Output 0 keeps the pooled Dice (barely notices the miss), output 1 averages per photo.
+    assert parts["dice0"] < 0.05 and parts["dice1"] == pytest.approx(0.4, abs=1e-3)
+    assert dice_per_image_flags(True, ("skin", "lesion")) is True
+    with pytest.raises(ValueError, match=r"names \['depigmented'\], not outputs"):
+        dice_per_image_flags(("depigmented",), ("skin", "lesion"))
+    with pytest.raises(ValueError, match="1 flags for 2 outputs"):
+        masked_bce_dice(logits, targets, valid, dice_per_image=(True,))
+
+
 def test_a_batch_without_any_annotation_back_propagates_zero_gradients():
     logits = torch.randn(2, 2, 8, 8, requires_grad=True)
     nothing_annotated = torch.zeros(2, 2, 8, 8)
@@ -165,6 +186,13 @@ def test_an_outline_band_for_a_misspelt_dataset_is_refused(tmp_path):
         train(
             _settings(outline_band_px={"vitiligo_web": 4}), [DatasetSpec(dataset)], tmp_path / "r"
         )
+
+
+def test_per_image_dice_for_an_output_the_model_lacks_is_refused_before_training(tmp_path):
+    dataset = make_tiny_dataset(tmp_path / "d")
+    with pytest.raises(ValueError, match="not outputs of this model"):
+        train(_settings(dice_per_image=("depigmented",)), [DatasetSpec(dataset)], tmp_path / "r")
+    assert not (tmp_path / "r" / "split.json").exists()
 
 
 def test_widening_a_two_output_start_copies_the_lesion_output():
@@ -845,6 +873,11 @@ def test_dataset_weights_keyed_by_an_unknown_folder_are_refused(tmp_path):
             ["vitiligo-web", "skin-photos", "painted-train-split"],
             (None, 17),
         ),
+        (
+            "default_model_depigmented_lesion_dice_per_image",
+            ["vitiligo-web", "skin-photos", "painted-train-split"],
+            (None, 17),
+        ),
     ],
 )
 def test_default_recipe_configs_weight_the_folders_their_commands_name(
@@ -886,10 +919,18 @@ def test_the_coarse_label_options_reach_the_settings(tmp_path):
                 "experiment=default_model_depigmented_dice_per_image",
             ],
         )
+        lesion_only = compose(
+            config_name="train",
+            overrides=[
+                f"dataset={dataset}",
+                "experiment=default_model_depigmented_lesion_dice_per_image",
+            ],
+        )
     assert settings_from_config(plain).outline_band_px == {}
     assert settings_from_config(banded).outline_band_px == {"vitiligo-web": 5}
-    assert not settings_from_config(plain).dice_per_image
-    assert settings_from_config(per_image).dice_per_image
+    assert settings_from_config(plain).dice_per_image is False
+    assert settings_from_config(per_image).dice_per_image is True
+    assert settings_from_config(lesion_only).dice_per_image == ("lesion",)
 
 
 def test_evaluation_summary_compares_flagged_with_unflagged_cases():
