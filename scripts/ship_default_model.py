@@ -163,14 +163,17 @@ def main() -> None:
         metadata["lesion_postprocess"] = setting.to_dict()
     if args.lesion_threshold is not None:
         metadata["thresholds"]["lesion"] = args.lesion_threshold
-    if args.depigmented_threshold is not None:
-        if "depigmented" not in metadata["output_names"]:
-            parser.error(f"{source}: the model has no depigmented output to threshold")
-        metadata["thresholds"]["depigmented"] = args.depigmented_threshold
-    if args.depigmented_seed is not None:
-        if "depigmented" not in metadata["output_names"]:
-            parser.error(f"{source}: the model has no depigmented output to threshold")
-        metadata["thresholds"]["depigmented_seed"] = args.depigmented_seed
+    depigmented_thresholds = {
+        key: value
+        for key, value in (
+            ("depigmented", args.depigmented_threshold),
+            ("depigmented_seed", args.depigmented_seed),
+        )
+        if value is not None
+    }
+    if depigmented_thresholds and "depigmented" not in metadata["output_names"]:
+        parser.error(f"{source}: the model has no depigmented output to threshold")
+    metadata["thresholds"].update(depigmented_thresholds)
     evaluations = {}
     for item in args.eval:
         name, folder = item.split("=", 1)
