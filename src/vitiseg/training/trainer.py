@@ -365,8 +365,11 @@ def train(settings: TrainSettings, specs: list[DatasetSpec], output_dir: Path) -
     torch.manual_seed(settings.seed + rank)
     main_process = rank == 0
     select_label = _selection_label(specs, settings.select_dataset, settings.select_output)
-    out_channels = int(settings.model_kwargs.get("out_channels", 2))
-    dice_per_image_flags(settings.dice_per_image, output_names_for(out_channels))  # fail early
+    # Resolved once, before any data is read, so a misnamed output fails at once.
+    dice_per_image = dice_per_image_flags(
+        settings.dice_per_image,
+        output_names_for(int(settings.model_kwargs.get("out_channels", 2))),
+    )
 
     train_cases, val_cases, splits = _load_split_cases(specs, settings, output_dir)
     if main_process:
@@ -473,9 +476,7 @@ def train(settings: TrainSettings, specs: list[DatasetSpec], output_dir: Path) -
                 valid[:, :outputs],
                 dice_weight=settings.dice_weight,
                 output_weights=(1.0,) * outputs,
-                dice_per_image=dice_per_image_flags(
-                    settings.dice_per_image, output_names_for(outputs)
-                ),
+                dice_per_image=dice_per_image,
             )
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
