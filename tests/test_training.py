@@ -84,6 +84,48 @@ def test_per_image_dice_weighs_a_missed_small_lesion_like_a_missed_large_one():
     assert alone == pytest.approx(1 - 1 / 5, abs=1e-3)
 
 
+def test_empty_photos_keep_a_dice_gradient_against_the_batch_area():
+    targets = torch.zeros(2, 1, 16, 16)
+    targets[0, 0, :8, :8] = 1  # a 64-pixel lesion, found
+    logits = torch.where(targets.bool(), 20.0, -20.0)
+    logits[1, 0, :10, :10] = 0.0  # a photo annotated as empty, with 100 pixels of false area
+    valid = torch.ones_like(targets)
+    args = dict(dice_weight=1.0, output_weights=(1.0,), dice_per_image=True)
+
+    def empty_photo_dice_gradient(reference: str) -> float:
+        grads = []
+        for dice_weight in (1.0, 0.0):  # the difference is the Dice term's gradient alone
+            leaf = logits.clone().requires_grad_(True)
+            settings = {**args, "dice_weight": dice_weight}
+            loss = masked_bce_dice(
+                leaf, targets, valid, empty_photo_reference=reference, **settings
+            )
+            loss[0].backward()
+            grads.append(leaf.grad[1])
+        return float((grads[0] - grads[1]).abs().sum())
+
+    smooth = masked_bce_dice(logits, targets, valid, **args)[1]["dice0"]
+    against_area = masked_bce_dice(
+        logits, targets, valid, empty_photo_reference="batch_area", **args
+    )[1]["dice0"]
+    mass = 100 * 0.5
+    # The plain soft Dice of the empty photo is close to its ceiling of 1; against the
+    # batch's mean true area (64 px) it is mass / (mass + 64).
+    assert smooth == pytest.approx((0 + 1 - 1 / (mass + 1)) / 2, abs=1e-3)
+    assert against_area == pytest.approx((0 + mass / (mass + 64)) / 2, abs=1e-3)
+    # Only the Dice term differs, and the saturated one barely pushes the false area down.
+    assert empty_photo_dice_gradient("batch_area") > 5 * empty_photo_dice_gradient("smooth")
+    # Photos with truth score the same either way.
+    valid[1] = 0
+    assert masked_bce_dice(logits, targets, valid, **args)[1]["dice0"] == pytest.approx(
+        masked_bce_dice(logits, targets, valid, empty_photo_reference="batch_area", **args)[1][
+            "dice0"
+        ]
+    )
+    with pytest.raises(ValueError, match="empty_photo_reference must be one of"):
+        masked_bce_dice(logits, targets, valid, empty_photo_reference="zero", **args)
+
+
 def test_per_image_dice_can_be_chosen_per_output():
     from vitiseg.training.loss import dice_per_image_flags
 

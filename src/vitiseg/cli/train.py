@@ -85,6 +85,7 @@ def settings_from_config(cfg: DictConfig) -> TrainSettings:
         min_lr_ratio=optim.min_lr_ratio,
         dice_weight=cfg.loss.dice_weight,
         dice_per_image=_dice_per_image(cfg.loss.get("dice_per_image", False)),
+        empty_photo_reference=str(cfg.loss.get("empty_photo_reference", "smooth")),
         val_fraction=cfg.data.val_fraction,
         split_file=Path(cfg.data.split_file) if cfg.data.get("split_file") else None,
         val_max_cases=cfg.data.val_max_cases,

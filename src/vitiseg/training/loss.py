@@ -11,6 +11,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+EMPTY_PHOTO_REFERENCES = ("smooth", "batch_area")
+
 
 def masked_bce_dice(
     logits: torch.Tensor,
@@ -21,6 +23,7 @@ def masked_bce_dice(
     output_weights: tuple[float, ...] = (1.0, 1.0),
     smooth: float = 1.0,
     dice_per_image: bool | Sequence[bool] = False,
+    empty_photo_reference: str = "smooth",
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Sum over outputs of (BCE + dice_weight * soft Dice loss), each over valid pixels.
 
@@ -30,6 +33,12 @@ def masked_bce_dice(
             output (the mean per-photo Dice that evaluation reports), instead of one Dice
             over the batch's pixels, where photos with large lesions outweigh small ones.
             One flag per output to choose it per output.
+        empty_photo_reference: per photo, how a photo with no true pixel (annotated as
+            empty) is scored. "smooth": the plain soft Dice, 1 - smooth / (S + smooth) for
+            predicted mass S, which saturates once a few pixels are predicted, so false area
+            there loses its Dice gradient. "batch_area": S / (S + A), with A the mean true
+            area of the batch's photos that have some, so false area is weighed against a
+            typical lesion and keeps its gradient (as it does in a pooled Dice).
 
     Returns:
         The scalar loss and its parts per output (for logging). An output with no valid
@@ -47,6 +56,11 @@ def masked_bce_dice(
         if isinstance(dice_per_image, bool)
         else list(dice_per_image)
     )
+    if empty_photo_reference not in EMPTY_PHOTO_REFERENCES:
+        raise ValueError(
+            f"empty_photo_reference must be one of {EMPTY_PHOTO_REFERENCES}, "
+            f"not {empty_photo_reference!r}"
+        )
     if len(per_image) != len(output_weights):
         raise ValueError(
             f"dice_per_image: {len(per_image)} flags for {len(output_weights)} outputs"
@@ -63,11 +77,31 @@ def masked_bce_dice(
         intersection = (probabilities[:, channel] * target).sum(dims)
         denominator = probabilities[:, channel].sum(dims) + target.sum(dims)
         dice = 1 - (2 * intersection + smooth) / (denominator + smooth)
-        dice_term = dice[valid[:, channel].sum((1, 2)) > 0].mean() if per_image[channel] else dice
+        if per_image[channel]:
+            annotated = valid[:, channel].sum((1, 2)) > 0
+            if empty_photo_reference == "batch_area":
+                dice = _empty_photos_against_batch_area(dice, probabilities[:, channel], target)
+            dice_term = dice[annotated].mean()
+        else:
+            dice_term = dice
         total = total + weight * (bce_term + dice_weight * dice_term)
         parts[f"bce{channel}"] = float(bce_term.detach())
         parts[f"dice{channel}"] = float(dice_term.detach())
     return total, parts
+
+
+def _empty_photos_against_batch_area(
+    dice: torch.Tensor, probabilities: torch.Tensor, target: torch.Tensor
+) -> torch.Tensor:
+    """Per-photo Dice losses with each empty photo's replaced by S / (S + A): its predicted
+    mass S against A, the mean true area of the photos that have some (unchanged if none)."""
+    true_area = target.sum((1, 2))
+    has_truth = true_area > 0
+    if not has_truth.any():
+        return dice
+    reference = true_area[has_truth].mean().detach()
+    predicted = probabilities.sum((1, 2))
+    return torch.where(has_truth, dice, predicted / (predicted + reference))
 
 
 def dice_per_image_flags(

@@ -41,6 +41,8 @@ class TrainSettings:
     dice_weight: float = 1.0
     # Soft Dice per photo rather than over the batch: all outputs, or only those named.
     dice_per_image: bool | tuple[str, ...] = False
+    # Per photo, how photos annotated as empty are scored (loss.masked_bce_dice).
+    empty_photo_reference: str = "smooth"
     val_fraction: float = 0.2
     # Another run's split.json to reuse, so a fine-tuned model never trains on the photos its
     # starting model was validated on (the seed alone decides the split otherwise).

@@ -39,7 +39,7 @@ from vitiseg.models.model_folder import (
     save_model_folder,
 )
 from vitiseg.models.unet import build_model
-from vitiseg.training.loss import dice_per_image_flags, masked_bce_dice
+from vitiseg.training.loss import EMPTY_PHOTO_REFERENCES, dice_per_image_flags, masked_bce_dice
 from vitiseg.training.settings import DatasetSpec, TrainSettings
 
 log = logging.getLogger(__name__)
@@ -370,6 +370,11 @@ def train(settings: TrainSettings, specs: list[DatasetSpec], output_dir: Path) -
         settings.dice_per_image,
         output_names_for(int(settings.model_kwargs.get("out_channels", 2))),
     )
+    if settings.empty_photo_reference not in EMPTY_PHOTO_REFERENCES:
+        raise ValueError(
+            f"loss.empty_photo_reference must be one of {EMPTY_PHOTO_REFERENCES}, "
+            f"not {settings.empty_photo_reference!r}"
+        )
 
     train_cases, val_cases, splits = _load_split_cases(specs, settings, output_dir)
     if main_process:
@@ -477,6 +482,7 @@ def train(settings: TrainSettings, specs: list[DatasetSpec], output_dir: Path) -
                 dice_weight=settings.dice_weight,
                 output_weights=(1.0,) * outputs,
                 dice_per_image=dice_per_image,
+                empty_photo_reference=settings.empty_photo_reference,
             )
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
