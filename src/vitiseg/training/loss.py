@@ -56,11 +56,7 @@ def masked_bce_dice(
         if isinstance(dice_per_image, bool)
         else list(dice_per_image)
     )
-    if empty_photo_reference not in EMPTY_PHOTO_REFERENCES:
-        raise ValueError(
-            f"empty_photo_reference must be one of {EMPTY_PHOTO_REFERENCES}, "
-            f"not {empty_photo_reference!r}"
-        )
+    check_empty_photo_reference(empty_photo_reference)
     if len(per_image) != len(output_weights):
         raise ValueError(
             f"dice_per_image: {len(per_image)} flags for {len(output_weights)} outputs"
@@ -88,6 +84,14 @@ def masked_bce_dice(
         parts[f"bce{channel}"] = float(bce_term.detach())
         parts[f"dice{channel}"] = float(dice_term.detach())
     return total, parts
+
+
+def check_empty_photo_reference(value: str) -> None:
+    """Refuse a ``loss.empty_photo_reference`` the loss does not know."""
+    if value not in EMPTY_PHOTO_REFERENCES:
+        raise ValueError(
+            f"loss.empty_photo_reference must be one of {EMPTY_PHOTO_REFERENCES}, not {value!r}"
+        )
 
 
 def _empty_photos_against_batch_area(

@@ -39,7 +39,11 @@ from vitiseg.models.model_folder import (
     save_model_folder,
 )
 from vitiseg.models.unet import build_model
-from vitiseg.training.loss import EMPTY_PHOTO_REFERENCES, dice_per_image_flags, masked_bce_dice
+from vitiseg.training.loss import (
+    check_empty_photo_reference,
+    dice_per_image_flags,
+    masked_bce_dice,
+)
 from vitiseg.training.settings import DatasetSpec, TrainSettings
 
 log = logging.getLogger(__name__)
@@ -370,11 +374,7 @@ def train(settings: TrainSettings, specs: list[DatasetSpec], output_dir: Path) -
         settings.dice_per_image,
         output_names_for(int(settings.model_kwargs.get("out_channels", 2))),
     )
-    if settings.empty_photo_reference not in EMPTY_PHOTO_REFERENCES:
-        raise ValueError(
-            f"loss.empty_photo_reference must be one of {EMPTY_PHOTO_REFERENCES}, "
-            f"not {settings.empty_photo_reference!r}"
-        )
+    check_empty_photo_reference(settings.empty_photo_reference)
 
     train_cases, val_cases, splits = _load_split_cases(specs, settings, output_dir)
     if main_process:
