@@ -11,6 +11,10 @@ metadata gains the provenance text, the run's training time and the evaluation s
 run's last epoch (``checkpoints/last.pt``) instead of its best-on-validation export, with
 that epoch's validation figures: cross-validation measures last epochs, and an epoch picked
 on a few validation patients flatters them.
+
+RUN_DIR may also be a model folder (a shipped model): its weights and training record are
+kept, and only the thresholds, lesion clean-up, provenance and evaluations are rewritten, so
+a threshold chosen after shipping ships without retraining.
 """
 
 from __future__ import annotations
@@ -50,8 +54,7 @@ def pretraining_stage(source: Path) -> dict:
     """What RUN started from: a training run folder (metrics.csv + model/), or a shipped
     model folder, whose own stages and minutes are carried over."""
     if (source / "metrics.csv").is_file():
-        with open(source / "metrics.csv", newline="") as stream:
-            history = list(csv.DictReader(stream))
+        history = read_history(source)
         stage_metadata = json.loads((source / "model" / "metadata.json").read_text())
         return {
             "datasets": stage_metadata["training"]["datasets"],
@@ -70,6 +73,12 @@ def pretraining_stage(source: Path) -> dict:
         "config": training.get("config"),
         "pretraining": training.get("pretraining"),
     }
+
+
+def read_history(run: Path) -> list[dict[str, str]]:
+    """A training run's metrics.csv rows, one per epoch."""
+    with open(run / "metrics.csv", newline="") as stream:
+        return list(csv.DictReader(stream))
 
 
 def validation_from_metrics_row(row: dict[str, str]) -> dict:
@@ -143,17 +152,20 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    with open(args.run / "metrics.csv", newline="") as stream:
-        history = list(csv.DictReader(stream))
     scratch = tempfile.TemporaryDirectory()
-    source = args.run / "model"
+    is_model_folder = not (args.run / "metrics.csv").is_file()
+    if is_model_folder and (args.last_epoch or args.pretrain is not None):
+        parser.error(f"{args.run}: a model folder has no epochs or pretraining to choose")
+    source = args.run if is_model_folder else args.run / "model"
+    history = [] if is_model_folder else read_history(args.run)
     if args.last_epoch:
         source = Path(scratch.name) / "model"
         export_last_epoch(args.run, history[-1], source)
     metadata = json.loads((source / "metadata.json").read_text())
     metadata["provenance"] = yaml.safe_load(args.provenance_from.read_text())["provenance"]
-    metadata["training"]["run_minutes_total"] = float(history[-1]["minutes"])
-    metadata["training"]["epochs_total"] = int(history[-1]["epoch"])
+    if history:
+        metadata["training"]["run_minutes_total"] = float(history[-1]["minutes"])
+        metadata["training"]["epochs_total"] = int(history[-1]["epoch"])
     if args.pretrain is not None:
         stage = pretraining_stage(args.pretrain)
         metadata["training"]["pretraining"] = stage
@@ -181,10 +193,12 @@ def main() -> None:
         evaluations[name] = {k: v for k, v in summary.items() if k != "cases"}
     metadata["evaluation"] = evaluations
     args.target.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source / "weights.safetensors", args.target / "weights.safetensors")
+    weights = args.target / "weights.safetensors"
+    if not (weights.exists() and weights.samefile(source / "weights.safetensors")):
+        shutil.copyfile(source / "weights.safetensors", weights)
     write_json_atomic(args.target / "metadata.json", without_machine_paths(metadata))
     scratch.cleanup()
-    size_mb = (args.target / "weights.safetensors").stat().st_size / 1e6
+    size_mb = weights.stat().st_size / 1e6
     print(f"shipped {metadata['model_id']} to {args.target} ({size_mb:.1f} MB)")
 
 

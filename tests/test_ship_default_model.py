@@ -1,0 +1,75 @@
+"""scripts/ship_default_model.py on a model folder: new thresholds without retraining."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from vitiseg.models.model_folder import load_model_folder
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "ship_default_model.py"
+
+
+def ship(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, check=False
+    )
+
+
+def test_a_model_folder_reships_with_its_weights_and_a_new_lesion_setting(
+    tiny_model_dir, tmp_path
+):
+    eval_dir = tmp_path / "eval"
+    eval_dir.mkdir()
+    summary = {"mean": {"lesion": {"dice": 0.6}}, "cases": [{"case_id": "a"}]}
+    (eval_dir / "summary.json").write_text(json.dumps(summary))
+    target = tmp_path / "shipped"
+
+    result = ship(
+        str(tiny_model_dir),
+        "--lesion-threshold",
+        "0.4",
+        "--lesion-postprocess",
+        '{"fill_holes": true, "min_area_fraction": 0.002}',
+        "--eval",
+        f"real_val={eval_dir}",
+        "--target",
+        str(target),
+    )
+
+    assert result.returncode == 0, result.stderr
+    before = json.loads((tiny_model_dir / "metadata.json").read_text())
+    after = json.loads((target / "metadata.json").read_text())
+    assert after["model_id"] == before["model_id"]
+    assert after["training"] == before["training"]
+    assert after["thresholds"]["lesion"] == 0.4
+    assert after["lesion_postprocess"]["fill_holes"] is True
+    assert after["evaluation"] == {"real_val": {"mean": {"lesion": {"dice": 0.6}}}}
+    assert (target / "weights.safetensors").read_bytes() == (
+        tiny_model_dir / "weights.safetensors"
+    ).read_bytes()
+    _, metadata = load_model_folder(target)
+    assert metadata.thresholds["lesion"] == 0.4
+
+
+def test_a_model_folder_reships_in_place(tiny_model_dir):
+    weights = (tiny_model_dir / "weights.safetensors").read_bytes()
+
+    result = ship(
+        str(tiny_model_dir), "--lesion-threshold", "0.45", "--target", str(tiny_model_dir)
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert (tiny_model_dir / "weights.safetensors").read_bytes() == weights
+    assert (
+        json.loads((tiny_model_dir / "metadata.json").read_text())["thresholds"]["lesion"] == 0.45
+    )
+
+
+def test_a_model_folder_has_no_last_epoch_to_ship(tiny_model_dir, tmp_path):
+    result = ship(str(tiny_model_dir), "--last-epoch", "--target", str(tmp_path / "out"))
+
+    assert result.returncode != 0
+    assert "a model folder has no epochs" in result.stderr
