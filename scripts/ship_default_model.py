@@ -53,7 +53,7 @@ def without_machine_paths(value):
 def pretraining_stage(source: Path) -> dict:
     """What RUN started from: a training run folder (metrics.csv + model/), or a shipped
     model folder, whose own stages and minutes are carried over."""
-    if (source / "metrics.csv").is_file():
+    if is_training_run(source):
         history = read_history(source)
         stage_metadata = json.loads((source / "model" / "metadata.json").read_text())
         return {
@@ -73,6 +73,11 @@ def pretraining_stage(source: Path) -> dict:
         "config": training.get("config"),
         "pretraining": training.get("pretraining"),
     }
+
+
+def is_training_run(folder: Path) -> bool:
+    """A training run folder (metrics.csv + model/) rather than a model folder."""
+    return (folder / "metrics.csv").is_file()
 
 
 def read_history(run: Path) -> list[dict[str, str]]:
@@ -153,7 +158,7 @@ def main() -> None:
     args = parser.parse_args()
 
     scratch = tempfile.TemporaryDirectory()
-    is_model_folder = not (args.run / "metrics.csv").is_file()
+    is_model_folder = not is_training_run(args.run)
     if is_model_folder and (args.last_epoch or args.pretrain is not None):
         parser.error(f"{args.run}: a model folder has no epochs or pretraining to choose")
     source = args.run if is_model_folder else args.run / "model"
