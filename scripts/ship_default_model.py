@@ -138,6 +138,12 @@ def main() -> None:
     )
     parser.add_argument("--lesion-threshold", type=float, default=None)
     parser.add_argument(
+        "--skin-threshold",
+        type=float,
+        default=None,
+        help="chosen by scripts/skin_threshold_study.py",
+    )
+    parser.add_argument(
         "--depigmented-threshold",
         type=float,
         default=None,
@@ -180,6 +186,8 @@ def main() -> None:
         metadata["lesion_postprocess"] = setting.to_dict()
     if args.lesion_threshold is not None:
         metadata["thresholds"]["lesion"] = args.lesion_threshold
+    if args.skin_threshold is not None:
+        metadata["thresholds"]["skin"] = args.skin_threshold
     depigmented_thresholds = {
         key: value
         for key, value in (

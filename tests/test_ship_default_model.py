@@ -31,6 +31,8 @@ def test_a_model_folder_reships_with_its_weights_and_a_new_lesion_setting(
         str(tiny_model_dir),
         "--lesion-threshold",
         "0.4",
+        "--skin-threshold",
+        "0.8",
         "--lesion-postprocess",
         '{"fill_holes": true, "min_area_fraction": 0.002}',
         "--eval",
@@ -45,6 +47,7 @@ def test_a_model_folder_reships_with_its_weights_and_a_new_lesion_setting(
     assert after["model_id"] == before["model_id"]
     assert after["training"] == before["training"]
     assert after["thresholds"]["lesion"] == 0.4
+    assert after["thresholds"]["skin"] == 0.8
     assert after["lesion_postprocess"]["fill_holes"] is True
     assert after["evaluation"] == {"real_val": {"mean": {"lesion": {"dice": 0.6}}}}
     assert (target / "weights.safetensors").read_bytes() == (
@@ -52,6 +55,7 @@ def test_a_model_folder_reships_with_its_weights_and_a_new_lesion_setting(
     ).read_bytes()
     _, metadata = load_model_folder(target)
     assert metadata.thresholds["lesion"] == 0.4
+    assert metadata.thresholds["skin"] == 0.8
 
 
 def test_a_model_folder_reships_in_place(tiny_model_dir):
