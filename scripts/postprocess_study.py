@@ -24,6 +24,7 @@ import numpy as np
 
 from vitiseg.data.dataset_format import load_dataset
 from vitiseg.data.splits import load_split
+from vitiseg.evaluation.calibration import train_val_table
 from vitiseg.inference.postprocess import LesionPostprocess, lesion_mask
 from vitiseg.inference.predictor import Predictor
 from vitiseg.io.images import read_mask, read_rgb
@@ -99,15 +100,9 @@ def main() -> None:
     table = [("threshold 0.5, no clean-up", best_where(only("")))]
     table += [(f"threshold 0.5, {name} only", best_where(only(name))) for name in CLEAN_UP_FIELDS]
     table.append(("best on train", best_where(lambda r: True)))
-    print("| setting | train Dice | val Dice |\n|---|---|---|")
-    for label, row in table:
-        chosen = {k: v for k, v in row.items() if not k.endswith("_dice")}
-        print(
-            f"| {label}: {json.dumps(chosen)} | {row['train_dice']:.4f} | {row['val_dice']:.4f} |"
-        )
+    print(train_val_table(table))
     if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(rows, handle, indent=1)
+        Path(args.json).write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import numpy as np
 
 from vitiseg.data.dataset_format import load_dataset
 from vitiseg.data.splits import load_split
+from vitiseg.evaluation.calibration import train_val_table
 from vitiseg.inference.postprocess import LesionPostprocess, clean_lesion_mask
 from vitiseg.inference.predictor import Predictor
 from vitiseg.io.images import read_mask, read_rgb
@@ -90,19 +91,14 @@ def main() -> None:
         key=lambda r: r["train_dice"],
     )
     best = max(rows, key=lambda r: r["train_dice"])
-    print("| setting | train skin Dice | val skin Dice |\n|---|---|---|")
-    for label, row in (
+    table = [
         ("the model's now", current),
         ("best threshold, no clean-up", best_threshold),
         ("best on train", best),
-    ):
-        chosen = {k: v for k, v in row.items() if not k.endswith("_dice")}
-        print(
-            f"| {label}: {json.dumps(chosen)} | {row['train_dice']:.4f} | {row['val_dice']:.4f} |"
-        )
+    ]
+    print(train_val_table(table, "skin Dice"))
     if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(rows, handle, indent=1)
+        Path(args.json).write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,11 @@ import torch
 
 from tests.conftest import make_tiny_dataset
 from vitiseg.data.dataset_format import load_dataset
-from vitiseg.evaluation.calibration import affected_fraction_errors, least_error_threshold
+from vitiseg.evaluation.calibration import (
+    affected_fraction_errors,
+    least_error_threshold,
+    train_val_table,
+)
 from vitiseg.evaluation.evaluate import evaluate_case, markdown_table, summarise
 from vitiseg.inference.onnx_backend import OnnxBackend, export_onnx
 from vitiseg.inference.predictor import Predictor, TorchBackend
@@ -235,3 +239,16 @@ def test_threshold_study_scores_every_threshold_from_one_prediction(
     assert record["tables"]["all"]["0.5"] == table["0.5"]
     biases = [row["bias"] for row in record["tables"]["all"].values()]
     assert (np.diff(biases) <= 1e-12).all()
+
+
+def test_train_val_table_shows_each_setting_with_both_figures():
+    rows = [
+        ("plain", {"threshold": 0.5, "train_dice": 0.61234, "val_dice": 0.5}),
+        ("best on train", {"threshold": 0.4, "train_dice": 0.7, "val_dice": 0.55556}),
+    ]
+
+    lines = train_val_table(rows, "skin Dice").splitlines()
+
+    assert lines[0] == "| setting | train skin Dice | val skin Dice |"
+    assert lines[2] == '| plain: {"threshold": 0.5} | 0.6123 | 0.5000 |'
+    assert lines[3] == '| best on train: {"threshold": 0.4} | 0.7000 | 0.5556 |'

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -35,3 +36,15 @@ def least_error_threshold(table: Mapping[float, Mapping[str, float]]) -> float:
     if not table:
         raise ValueError("no thresholds to choose from")
     return min(table, key=lambda threshold: (round(table[threshold]["mae"], 12), threshold))
+
+
+def train_val_table(labelled_rows: Sequence[tuple[str, Mapping]], figure: str = "Dice") -> str:
+    """Markdown table of settings (each row: its fields plus ``train_dice`` and ``val_dice``),
+    so a study shows the validation figure beside the training figure it chose by."""
+    lines = [f"| setting | train {figure} | val {figure} |", "|---|---|---|"]
+    for label, row in labelled_rows:
+        setting = {k: v for k, v in row.items() if not k.endswith("_dice")}
+        lines.append(
+            f"| {label}: {json.dumps(setting)} | {row['train_dice']:.4f} | {row['val_dice']:.4f} |"
+        )
+    return "\n".join(lines)
