@@ -33,11 +33,11 @@ from vitiseg.metrics.segmentation import score_masks
 THRESHOLDS = tuple(round(0.3 + 0.1 * step, 1) for step in range(7))  # 0.3 ... 0.9
 MIN_AREA_FRACTIONS = (0.0, 0.001, 0.005)
 FILL_HOLES = (False, True)
-SETTINGS = tuple(itertools.product(THRESHOLDS, MIN_AREA_FRACTIONS, FILL_HOLES))
 
 
-def skin_dice_by_setting(predictor: Predictor, cases) -> np.ndarray:
-    """(cases, settings) skin Dice of every photo under every SETTINGS entry."""
+def skin_dice_by_setting(predictor: Predictor, cases, settings) -> np.ndarray:
+    """(cases, settings) skin Dice of every photo under every (threshold, min_area_fraction,
+    fill_holes) setting."""
     rows = []
     for case in cases:
         rgb = read_rgb(case.image_path)
@@ -45,7 +45,7 @@ def skin_dice_by_setting(predictor: Predictor, cases) -> np.ndarray:
         prediction = predictor.predict(rgb)
         _, lesion = predictor.masks(prediction, rgb)
         row = []
-        for threshold, min_area, fill in SETTINGS:
+        for threshold, min_area, fill in settings:
             # The lesion clean-up steps double as skin clean-up: both act on a bool mask.
             cleaning = LesionPostprocess(min_area_fraction=min_area, fill_holes=fill)
             skin = clean_lesion_mask(prediction.skin >= threshold, cleaning) | lesion
@@ -65,8 +65,13 @@ def main() -> None:
     cases = {c.case_id: c for c in load_dataset(args.dataset) if c.mask_path("skin")}
     folds = load_split(args.split_file)[Path(args.dataset).name]
     predictor = Predictor.from_folder(args.checkpoint)
+    model_threshold = predictor.metadata.thresholds.get("skin", 0.5)
+    thresholds = sorted({*THRESHOLDS, model_threshold})  # the model's own is always a row
+    settings = list(itertools.product(thresholds, MIN_AREA_FRACTIONS, FILL_HOLES))
     dice = {
-        fold: skin_dice_by_setting(predictor, [cases[i] for i in folds[fold] if i in cases])
+        fold: skin_dice_by_setting(
+            predictor, [cases[i] for i in folds[fold] if i in cases], settings
+        )
         for fold in ("train", "val")
     }
     print(f"{len(dice['train'])} train, {len(dice['val'])} val photos")
@@ -78,9 +83,8 @@ def main() -> None:
             "train_dice": float(dice["train"][:, index].mean()),
             "val_dice": float(dice["val"][:, index].mean()),
         }
-        for index, (threshold, min_area, fill) in enumerate(SETTINGS)
+        for index, (threshold, min_area, fill) in enumerate(settings)
     ]
-    model_threshold = predictor.metadata.thresholds.get("skin", 0.5)
     current = next(
         r
         for r in rows

@@ -35,6 +35,11 @@ def test_the_study_reproduces_the_models_skin_dice_and_picks_on_train(tmp_path, 
     split_file = tmp_path / "split.json"
     split_file.write_text(json.dumps({"skin-photos": folds}))
     out = tmp_path / "study.json"
+    # A threshold off the study's grid must still get its own row.
+    metadata_path = tiny_model_dir / "metadata.json"
+    metadata = json.loads(metadata_path.read_text())
+    metadata["thresholds"]["skin"] = 0.45
+    metadata_path.write_text(json.dumps(metadata))
 
     done = subprocess.run(
         [sys.executable, str(SCRIPT), "--checkpoint", str(tiny_model_dir),
@@ -48,13 +53,10 @@ def test_the_study_reproduces_the_models_skin_dice_and_picks_on_train(tmp_path, 
     assert len({(r["threshold"], r["min_area_fraction"], r["fill_holes"]) for r in rows}) == len(
         rows
     )
-    model_threshold = json.loads((tiny_model_dir / "metadata.json").read_text())["thresholds"][
-        "skin"
-    ]
     current = next(
         r
         for r in rows
-        if r["threshold"] == model_threshold and not r["min_area_fraction"] and not r["fill_holes"]
+        if r["threshold"] == 0.45 and not r["min_area_fraction"] and not r["fill_holes"]
     )
     cases = {c.case_id: c for c in load_dataset(dataset)}
     for fold in ("train", "val"):
