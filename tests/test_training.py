@@ -84,6 +84,40 @@ def test_per_image_dice_weighs_a_missed_small_lesion_like_a_missed_large_one():
     assert alone == pytest.approx(1 - 1 / 5, abs=1e-3)
 
 
+def test_lovasz_hinge_at_unit_margins_is_twice_the_photo_iou_loss():
+    from vitiseg.training.loss import lovasz_hinge_per_photo
+
+    truth = torch.zeros(2, 6, 6)
+    truth[0, 1:4, 1:4] = 1  # 9 px
+    truth[1, 2:5, 2:5] = 1
+    predicted = torch.zeros(2, 6, 6)
+    predicted[0, 1:4, 2:5] = 1  # 6 of 12 in the union overlap: IoU 0.5
+    predicted[1] = truth[1]  # IoU 1
+    logits = 2 * predicted - 1  # errors 0 where right, 2 where wrong
+    valid = torch.ones_like(truth)
+    # The Lovasz extension is exact at these corners and scales with the margin.
+    loss = lovasz_hinge_per_photo(logits, truth, valid)
+    assert loss.item() == pytest.approx((2 * (1 - 6 / 12) + 0.0) / 2)
+    # Pixels outside the annotation count for nothing; a photo with none is left out.
+    valid[0, :, 4:] = 0  # the one false column of photo 0: IoU 6/9
+    valid[1] = 0
+    assert lovasz_hinge_per_photo(logits, truth, valid).item() == pytest.approx(2 * (1 - 6 / 9))
+
+
+def test_lovasz_replaces_only_the_named_outputs_dice_term():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 2, 8, 8)
+    targets = torch.randint(0, 2, (2, 2, 8, 8)).float()
+    valid = torch.ones_like(targets)
+    plain = masked_bce_dice(logits, targets, valid)[1]
+    mixed = masked_bce_dice(logits, targets, valid, lovasz=(False, True))[1]
+    assert mixed["dice0"] == pytest.approx(plain["dice0"])
+    assert mixed["bce1"] == pytest.approx(plain["bce1"])
+    assert mixed["dice1"] != pytest.approx(plain["dice1"])
+    with pytest.raises(ValueError, match="lovasz: 1 flags for 2 outputs"):
+        masked_bce_dice(logits, targets, valid, lovasz=(True,))
+
+
 def test_empty_photos_keep_a_dice_gradient_against_the_batch_area():
     targets = torch.zeros(2, 1, 16, 16)
     targets[0, 0, :8, :8] = 1  # a 64-pixel lesion, found
@@ -920,6 +954,11 @@ def test_dataset_weights_keyed_by_an_unknown_folder_are_refused(tmp_path):
             ["vitiligo-web", "skin-photos", "painted-train-split"],
             (None, 17),
         ),
+        (
+            "default_model_depigmented_lesion_lovasz",
+            ["vitiligo-web", "skin-photos", "painted-train-split"],
+            (None, 17),
+        ),
     ],
 )
 def test_default_recipe_configs_weight_the_folders_their_commands_name(
@@ -968,11 +1007,18 @@ def test_the_coarse_label_options_reach_the_settings(tmp_path):
                 "experiment=default_model_depigmented_lesion_dice_per_image",
             ],
         )
+        lovasz = compose(
+            config_name="train",
+            overrides=[f"dataset={dataset}", "experiment=default_model_depigmented_lesion_lovasz"],
+        )
     assert settings_from_config(plain).outline_band_px == {}
     assert settings_from_config(banded).outline_band_px == {"vitiligo-web": 5}
     assert settings_from_config(plain).dice_per_image is False
     assert settings_from_config(per_image).dice_per_image is True
     assert settings_from_config(lesion_only).dice_per_image == ("lesion",)
+    assert settings_from_config(plain).lovasz == ()
+    assert settings_from_config(lovasz).lovasz == ("lesion",)
+    assert settings_from_config(lovasz).dice_per_image == ("lesion",)
 
 
 def test_evaluation_summary_compares_flagged_with_unflagged_cases():

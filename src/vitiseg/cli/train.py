@@ -47,15 +47,21 @@ def dataset_specs(cfg: DictConfig) -> list[DatasetSpec]:
     return specs
 
 
-def _dice_per_image(value) -> bool | tuple[str, ...]:
-    """``loss.dice_per_image``: true/false, or a list of output names (``[lesion]``)."""
+def _per_output_option(value, option: str = "dice_per_image") -> bool | tuple[str, ...]:
+    """``loss.<option>``: true/false, or a list of output names (``[lesion]``)."""
     if isinstance(value, bool):
         return value
     if OmegaConf.is_list(value):
         return tuple(str(name) for name in value)
-    raise ValueError(
-        f"loss.dice_per_image must be true, false or a list of outputs, not {value!r}"
-    )
+    raise ValueError(f"loss.{option} must be true, false or a list of outputs, not {value!r}")
+
+
+def _lovasz_outputs(value) -> tuple[str, ...]:
+    """``loss.lovasz``: a list of output names; true/false is not meaningful here."""
+    names = _per_output_option(value, "lovasz")
+    if isinstance(names, bool):
+        raise ValueError(f"loss.lovasz must be a list of outputs, not {value!r}")
+    return names
 
 
 def settings_from_config(cfg: DictConfig) -> TrainSettings:
@@ -84,8 +90,9 @@ def settings_from_config(cfg: DictConfig) -> TrainSettings:
         warmup_steps=optim.warmup_steps,
         min_lr_ratio=optim.min_lr_ratio,
         dice_weight=cfg.loss.dice_weight,
-        dice_per_image=_dice_per_image(cfg.loss.get("dice_per_image", False)),
+        dice_per_image=_per_output_option(cfg.loss.get("dice_per_image", False)),
         empty_photo_reference=str(cfg.loss.get("empty_photo_reference", "smooth")),
+        lovasz=_lovasz_outputs(cfg.loss.get("lovasz", [])),
         val_fraction=cfg.data.val_fraction,
         split_file=Path(cfg.data.split_file) if cfg.data.get("split_file") else None,
         val_max_cases=cfg.data.val_max_cases,

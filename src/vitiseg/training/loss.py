@@ -24,6 +24,7 @@ def masked_bce_dice(
     smooth: float = 1.0,
     dice_per_image: bool | Sequence[bool] = False,
     empty_photo_reference: str = "smooth",
+    lovasz: Sequence[bool] | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Sum over outputs of (BCE + dice_weight * soft Dice loss), each over valid pixels.
 
@@ -39,6 +40,10 @@ def masked_bce_dice(
             there loses its Dice gradient. "batch_area": S / (S + A), with A the mean true
             area of the batch's photos that have some, so false area is weighed against a
             typical lesion and keeps its gradient (as it does in a pooled Dice).
+        lovasz: one flag per output; where set, the soft Dice term is replaced by the
+            Lovasz hinge per photo (Berman et al. 2018, a convex surrogate of each photo's
+            IoU, the quantity evaluation averages), over valid pixels, averaged over the
+            photos annotated for that output.
 
     Returns:
         The scalar loss and its parts per output (for logging). An output with no valid
@@ -57,6 +62,9 @@ def masked_bce_dice(
         else list(dice_per_image)
     )
     check_empty_photo_reference(empty_photo_reference)
+    lovasz_flags = [False] * len(output_weights) if lovasz is None else list(lovasz)
+    if len(lovasz_flags) != len(output_weights):
+        raise ValueError(f"lovasz: {len(lovasz_flags)} flags for {len(output_weights)} outputs")
     if len(per_image) != len(output_weights):
         raise ValueError(
             f"dice_per_image: {len(per_image)} flags for {len(output_weights)} outputs"
@@ -68,6 +76,14 @@ def masked_bce_dice(
             parts[f"dice{channel}"] = 0.0
             continue
         bce_term = bce[:, channel].sum() / count
+        if lovasz_flags[channel]:
+            region_term = lovasz_hinge_per_photo(
+                logits[:, channel], targets[:, channel], valid[:, channel]
+            )
+            total = total + weight * (bce_term + dice_weight * region_term)
+            parts[f"bce{channel}"] = float(bce_term.detach())
+            parts[f"dice{channel}"] = float(region_term.detach())
+            continue
         target = targets[:, channel] * valid[:, channel]
         dims = (1, 2) if per_image[channel] else (0, 1, 2)
         intersection = (probabilities[:, channel] * target).sum(dims)
@@ -84,6 +100,36 @@ def masked_bce_dice(
         parts[f"bce{channel}"] = float(bce_term.detach())
         parts[f"dice{channel}"] = float(dice_term.detach())
     return total, parts
+
+
+def lovasz_hinge_per_photo(
+    logits: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor
+) -> torch.Tensor:
+    """Mean over photos with any valid pixel of the Lovasz hinge on those pixels.
+
+    Args: (N, H, W) logits, targets in {0, 1} and validity in {0, 1}.
+    """
+    losses = []
+    for photo_logits, photo_targets, photo_valid in zip(logits, targets, valid, strict=True):
+        keep = photo_valid > 0
+        if keep.any():
+            losses.append(_lovasz_hinge_flat(photo_logits[keep], photo_targets[keep]))
+    return torch.stack(losses).mean() if losses else logits.sum() * 0.0
+
+
+def _lovasz_hinge_flat(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Hinge errors sorted high to low, weighted by the Jaccard loss's gradient (its
+    Lovasz extension), so the loss is a tight convex surrogate of 1 - IoU."""
+    signs = 2.0 * labels - 1.0
+    errors = 1.0 - logits * signs
+    errors_sorted, order = torch.sort(errors, descending=True)
+    labels_sorted = labels[order]
+    true_total = labels_sorted.sum()
+    intersection = true_total - labels_sorted.cumsum(0)
+    union = true_total + (1.0 - labels_sorted).cumsum(0)
+    jaccard = 1.0 - intersection / union
+    weights = torch.cat([jaccard[:1], jaccard[1:] - jaccard[:-1]])
+    return torch.dot(F.relu(errors_sorted), weights)
 
 
 def check_empty_photo_reference(value: str) -> None:
@@ -109,15 +155,16 @@ def _empty_photos_against_batch_area(
 
 
 def dice_per_image_flags(
-    setting: bool | Sequence[str], output_names: Sequence[str]
+    setting: bool | Sequence[str], output_names: Sequence[str], option: str = "dice_per_image"
 ) -> bool | tuple[bool, ...]:
-    """``loss.dice_per_image`` as the loss takes it: one flag for all outputs, or one per
-    output from the names given; a name the model has no output for is refused."""
+    """``loss.dice_per_image`` (or another per-output ``loss.<option>``) as the loss takes
+    it: one flag for all outputs, or one per output from the names given; a name the model
+    has no output for is refused."""
     if isinstance(setting, bool):
         return setting
     unknown = sorted(set(setting) - set(output_names))
     if unknown:
         raise ValueError(
-            f"loss.dice_per_image names {unknown}, not outputs of this model {list(output_names)}"
+            f"loss.{option} names {unknown}, not outputs of this model {list(output_names)}"
         )
     return tuple(name in setting for name in output_names)

@@ -375,6 +375,11 @@ def train(settings: TrainSettings, specs: list[DatasetSpec], output_dir: Path) -
         output_names_for(int(settings.model_kwargs.get("out_channels", 2))),
     )
     check_empty_photo_reference(settings.empty_photo_reference)
+    lovasz = dice_per_image_flags(
+        settings.lovasz,
+        output_names_for(int(settings.model_kwargs.get("out_channels", 2))),
+        option="lovasz",
+    )
 
     train_cases, val_cases, splits = _load_split_cases(specs, settings, output_dir)
     if main_process:
@@ -483,6 +488,7 @@ def train(settings: TrainSettings, specs: list[DatasetSpec], output_dir: Path) -
                 output_weights=(1.0,) * outputs,
                 dice_per_image=dice_per_image,
                 empty_photo_reference=settings.empty_photo_reference,
+                lovasz=lovasz,
             )
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
