@@ -271,6 +271,14 @@ def test_per_image_dice_for_an_output_the_model_lacks_is_refused_before_training
     assert not (tmp_path / "r" / "split.json").exists()
 
 
+def test_lovasz_for_an_output_the_model_lacks_is_refused_and_a_named_one_trains(tmp_path):
+    dataset = make_tiny_dataset(tmp_path / "d")
+    with pytest.raises(ValueError, match="loss.lovasz names"):
+        train(_settings(lovasz=("depigmented",)), [DatasetSpec(dataset)], tmp_path / "bad")
+    train(_settings(lovasz=("lesion",), max_epochs=1), [DatasetSpec(dataset)], tmp_path / "r")
+    assert math.isfinite(float(_metrics_rows(tmp_path / "r")[0]["train_loss"]))
+
+
 def test_widening_a_two_output_start_copies_the_lesion_output():
     narrow = build_model("compact_unet", width=4)
     wide = build_model("compact_unet", width=4, out_channels=3)
