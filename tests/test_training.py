@@ -161,7 +161,7 @@ def test_empty_photos_keep_a_dice_gradient_against_the_batch_area():
 
 
 def test_per_image_dice_can_be_chosen_per_output():
-    from vitiseg.training.loss import dice_per_image_flags
+    from vitiseg.training.loss import output_flags
 
     targets = torch.zeros(2, 2, 16, 16)
     targets[0, :, :12, :12] = 1  # a large lesion, found, in both outputs
@@ -169,14 +169,14 @@ def test_per_image_dice_can_be_chosen_per_output():
     logits = torch.where(targets.bool(), 20.0, -20.0)
     logits[1] = -20.0
     valid = torch.ones_like(targets)
-    flags = dice_per_image_flags(("lesion",), ("skin", "lesion"))
+    flags = output_flags(("lesion",), ("skin", "lesion"), "dice_per_image")
     assert flags == (False, True)
     parts = masked_bce_dice(logits, targets, valid, dice_per_image=flags)[1]
     # Output 0 keeps the pooled Dice (barely notices the miss), output 1 averages per photo.
     assert parts["dice0"] < 0.05 and parts["dice1"] == pytest.approx(0.4, abs=1e-3)
-    assert dice_per_image_flags(True, ("skin", "lesion")) is True
+    assert output_flags(True, ("skin", "lesion"), "dice_per_image") is True
     with pytest.raises(ValueError, match=r"names \['depigmented'\], not outputs"):
-        dice_per_image_flags(("depigmented",), ("skin", "lesion"))
+        output_flags(("depigmented",), ("skin", "lesion"), "dice_per_image")
     with pytest.raises(ValueError, match="1 flags for 2 outputs"):
         masked_bce_dice(logits, targets, valid, dice_per_image=(True,))
 
@@ -1024,7 +1024,7 @@ def test_the_coarse_label_options_reach_the_settings(tmp_path):
     assert settings_from_config(plain).dice_per_image is False
     assert settings_from_config(per_image).dice_per_image is True
     assert settings_from_config(lesion_only).dice_per_image == ("lesion",)
-    assert settings_from_config(plain).lovasz == ()
+    assert settings_from_config(plain).lovasz is False
     assert settings_from_config(lovasz).lovasz == ("lesion",)
     assert settings_from_config(lovasz).dice_per_image == ("lesion",)
 

@@ -56,14 +56,6 @@ def _per_output_option(value, option: str = "dice_per_image") -> bool | tuple[st
     raise ValueError(f"loss.{option} must be true, false or a list of outputs, not {value!r}")
 
 
-def _lovasz_outputs(value) -> tuple[str, ...]:
-    """``loss.lovasz``: a list of output names; true/false is not meaningful here."""
-    names = _per_output_option(value, "lovasz")
-    if isinstance(names, bool):
-        raise ValueError(f"loss.lovasz must be a list of outputs, not {value!r}")
-    return names
-
-
 def settings_from_config(cfg: DictConfig) -> TrainSettings:
     trainer, model, optim = cfg.trainer, cfg.model, cfg.optim
     return TrainSettings(
@@ -92,7 +84,7 @@ def settings_from_config(cfg: DictConfig) -> TrainSettings:
         dice_weight=cfg.loss.dice_weight,
         dice_per_image=_per_output_option(cfg.loss.get("dice_per_image", False)),
         empty_photo_reference=str(cfg.loss.get("empty_photo_reference", "smooth")),
-        lovasz=_lovasz_outputs(cfg.loss.get("lovasz", [])),
+        lovasz=_per_output_option(cfg.loss.get("lovasz", False), "lovasz"),
         val_fraction=cfg.data.val_fraction,
         split_file=Path(cfg.data.split_file) if cfg.data.get("split_file") else None,
         val_max_cases=cfg.data.val_max_cases,

@@ -24,7 +24,7 @@ def masked_bce_dice(
     smooth: float = 1.0,
     dice_per_image: bool | Sequence[bool] = False,
     empty_photo_reference: str = "smooth",
-    lovasz: Sequence[bool] | None = None,
+    lovasz: bool | Sequence[bool] = False,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Sum over outputs of (BCE + dice_weight * soft Dice loss), each over valid pixels.
 
@@ -40,10 +40,10 @@ def masked_bce_dice(
             there loses its Dice gradient. "batch_area": S / (S + A), with A the mean true
             area of the batch's photos that have some, so false area is weighed against a
             typical lesion and keeps its gradient (as it does in a pooled Dice).
-        lovasz: one flag per output; where set, the soft Dice term is replaced by the
-            Lovasz hinge per photo (Berman et al. 2018, a convex surrogate of each photo's
-            IoU, the quantity evaluation averages), over valid pixels, averaged over the
-            photos annotated for that output.
+        lovasz: one flag for all outputs, or one per output; where set, the soft Dice term
+            is replaced by the Lovasz hinge per photo (Berman et al. 2018, a convex
+            surrogate of each photo's IoU, the quantity evaluation averages), over valid
+            pixels, averaged over the photos annotated for that output.
 
     Returns:
         The scalar loss and its parts per output (for logging). An output with no valid
@@ -56,19 +56,9 @@ def masked_bce_dice(
     probabilities = torch.sigmoid(logits) * valid
     total = logits.sum() * 0.0  # in the graph: zero gradients rather than none
     parts: dict[str, float] = {}
-    per_image = (
-        [dice_per_image] * len(output_weights)
-        if isinstance(dice_per_image, bool)
-        else list(dice_per_image)
-    )
+    per_image = _one_flag_per_output(dice_per_image, len(output_weights), "dice_per_image")
+    lovasz_flags = _one_flag_per_output(lovasz, len(output_weights), "lovasz")
     check_empty_photo_reference(empty_photo_reference)
-    lovasz_flags = [False] * len(output_weights) if lovasz is None else list(lovasz)
-    if len(lovasz_flags) != len(output_weights):
-        raise ValueError(f"lovasz: {len(lovasz_flags)} flags for {len(output_weights)} outputs")
-    if len(per_image) != len(output_weights):
-        raise ValueError(
-            f"dice_per_image: {len(per_image)} flags for {len(output_weights)} outputs"
-        )
     for channel, weight in enumerate(output_weights):
         count = valid[:, channel].sum()
         if count.item() == 0:
@@ -80,26 +70,49 @@ def masked_bce_dice(
             region_term = lovasz_hinge_per_photo(
                 logits[:, channel], targets[:, channel], valid[:, channel]
             )
-            total = total + weight * (bce_term + dice_weight * region_term)
-            parts[f"bce{channel}"] = float(bce_term.detach())
-            parts[f"dice{channel}"] = float(region_term.detach())
-            continue
-        target = targets[:, channel] * valid[:, channel]
-        dims = (1, 2) if per_image[channel] else (0, 1, 2)
-        intersection = (probabilities[:, channel] * target).sum(dims)
-        denominator = probabilities[:, channel].sum(dims) + target.sum(dims)
-        dice = 1 - (2 * intersection + smooth) / (denominator + smooth)
-        if per_image[channel]:
-            annotated = valid[:, channel].sum((1, 2)) > 0
-            if empty_photo_reference == "batch_area":
-                dice = _empty_photos_against_batch_area(dice, probabilities[:, channel], target)
-            dice_term = dice[annotated].mean()
         else:
-            dice_term = dice
-        total = total + weight * (bce_term + dice_weight * dice_term)
+            region_term = _soft_dice_loss(
+                probabilities[:, channel],
+                targets[:, channel] * valid[:, channel],
+                valid[:, channel],
+                per_image=per_image[channel],
+                smooth=smooth,
+                empty_photo_reference=empty_photo_reference,
+            )
+        total = total + weight * (bce_term + dice_weight * region_term)
         parts[f"bce{channel}"] = float(bce_term.detach())
-        parts[f"dice{channel}"] = float(dice_term.detach())
+        parts[f"dice{channel}"] = float(region_term.detach())
     return total, parts
+
+
+def _one_flag_per_output(flags: bool | Sequence[bool], outputs: int, option: str) -> list[bool]:
+    """One flag for every output, or one per output (their count checked)."""
+    per_output = [flags] * outputs if isinstance(flags, bool) else list(flags)
+    if len(per_output) != outputs:
+        raise ValueError(f"{option}: {len(per_output)} flags for {outputs} outputs")
+    return per_output
+
+
+def _soft_dice_loss(
+    probabilities: torch.Tensor,
+    target: torch.Tensor,
+    valid: torch.Tensor,
+    *,
+    per_image: bool,
+    smooth: float,
+    empty_photo_reference: str,
+) -> torch.Tensor:
+    """1 - soft Dice of one output over the batch's pixels, or per photo averaged over the
+    photos annotated for it; (N, H, W) tensors, probabilities and target already masked."""
+    dims = (1, 2) if per_image else (0, 1, 2)
+    intersection = (probabilities * target).sum(dims)
+    denominator = probabilities.sum(dims) + target.sum(dims)
+    dice = 1 - (2 * intersection + smooth) / (denominator + smooth)
+    if not per_image:
+        return dice
+    if empty_photo_reference == "batch_area":
+        dice = _empty_photos_against_batch_area(dice, probabilities, target)
+    return dice[valid.sum((1, 2)) > 0].mean()
 
 
 def lovasz_hinge_per_photo(
@@ -154,12 +167,12 @@ def _empty_photos_against_batch_area(
     return torch.where(has_truth, dice, predicted / (predicted + reference))
 
 
-def dice_per_image_flags(
-    setting: bool | Sequence[str], output_names: Sequence[str], option: str = "dice_per_image"
+def output_flags(
+    setting: bool | Sequence[str], output_names: Sequence[str], option: str
 ) -> bool | tuple[bool, ...]:
-    """``loss.dice_per_image`` (or another per-output ``loss.<option>``) as the loss takes
-    it: one flag for all outputs, or one per output from the names given; a name the model
-    has no output for is refused."""
+    """A per-output ``loss.<option>`` (``dice_per_image``, ``lovasz``) as the loss takes it:
+    one flag for all outputs, or one per output from the names given; a name the model has
+    no output for is refused."""
     if isinstance(setting, bool):
         return setting
     unknown = sorted(set(setting) - set(output_names))

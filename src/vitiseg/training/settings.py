@@ -43,8 +43,8 @@ class TrainSettings:
     dice_per_image: bool | tuple[str, ...] = False
     # Per photo, how photos annotated as empty are scored (loss.masked_bce_dice).
     empty_photo_reference: str = "smooth"
-    # Outputs whose soft Dice term is replaced by the per-photo Lovasz hinge.
-    lovasz: tuple[str, ...] = ()
+    # The per-photo Lovasz hinge in place of the soft Dice: all outputs, or those named.
+    lovasz: bool | tuple[str, ...] = False
     val_fraction: float = 0.2
     # Another run's split.json to reuse, so a fine-tuned model never trains on the photos its
     # starting model was validated on (the seed alone decides the split otherwise).

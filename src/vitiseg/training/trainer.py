@@ -41,8 +41,8 @@ from vitiseg.models.model_folder import (
 from vitiseg.models.unet import build_model
 from vitiseg.training.loss import (
     check_empty_photo_reference,
-    dice_per_image_flags,
     masked_bce_dice,
+    output_flags,
 )
 from vitiseg.training.settings import DatasetSpec, TrainSettings
 
@@ -370,16 +370,10 @@ def train(settings: TrainSettings, specs: list[DatasetSpec], output_dir: Path) -
     main_process = rank == 0
     select_label = _selection_label(specs, settings.select_dataset, settings.select_output)
     # Resolved once, before any data is read, so a misnamed output fails at once.
-    dice_per_image = dice_per_image_flags(
-        settings.dice_per_image,
-        output_names_for(int(settings.model_kwargs.get("out_channels", 2))),
-    )
+    output_names = output_names_for(int(settings.model_kwargs.get("out_channels", 2)))
+    dice_per_image = output_flags(settings.dice_per_image, output_names, "dice_per_image")
+    lovasz = output_flags(settings.lovasz, output_names, "lovasz")
     check_empty_photo_reference(settings.empty_photo_reference)
-    lovasz = dice_per_image_flags(
-        settings.lovasz,
-        output_names_for(int(settings.model_kwargs.get("out_channels", 2))),
-        option="lovasz",
-    )
 
     train_cases, val_cases, splits = _load_split_cases(specs, settings, output_dir)
     if main_process:
