@@ -17,7 +17,9 @@ quality flag raises, the warning scoring gives for unreliable skin masks.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+from collections import Counter
 from pathlib import Path
 
 import cv2
@@ -114,6 +116,11 @@ def main() -> None:
             for case_id, share in sorted(far_share_by_photo.items(), key=lambda kv: -kv[1])[:5]
         )
     )
+    # Photo sources by case-id prefix (abdomen_train_0001 -> abdomen_train).
+    source = {case.case_id: re.sub(r"_\d+$", "", case.case_id) for case in chosen}
+    photos, with_far = Counter(source.values()), Counter(source[c] for c in much)
+    counts = (f"{name} {with_far[name]} of {n}" for name, n in photos.items())
+    print("by source: " + ", ".join(counts))
 
 
 if __name__ == "__main__":
