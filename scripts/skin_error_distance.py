@@ -85,6 +85,7 @@ def main() -> None:
     for case in chosen:
         rgb = read_rgb(case.image_path)
         truth = read_mask(case.mask_path("skin"))
+        truth_pixels = int(truth.sum())
         prediction = predictor.predict(rgb)
         skin, _ = predictor.masks(prediction, rgb)
         report = assess_quality(rgb, skin=skin, skin_probability=prediction.skin)
@@ -93,8 +94,8 @@ def main() -> None:
         fp, fn = error_pixels_by_distance(skin, truth)
         false_positive += fp
         false_negative += fn
-        true_pixels += int(truth.sum())
-        far_share_by_photo[case.case_id] = fp[-1] / max(int(truth.sum()), 1)
+        true_pixels += truth_pixels
+        far_share_by_photo[case.case_id] = fp[-1] / max(truth_pixels, 1)
     print(f"{len(chosen)} {args.part} photos; errors as a share of all labelled skin pixels")
     print("| distance (share of long side) | false skin | missed skin |")
     print("|---|---|---|")
