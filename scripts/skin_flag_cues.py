@@ -33,7 +33,12 @@ from vitiseg.data.dataset_format import load_dataset
 from vitiseg.data.splits import load_split
 from vitiseg.inference.predictor import Predictor
 from vitiseg.io.images import read_mask, read_rgb
-from vitiseg.quality.flags import QualityConfig, assess_quality
+from vitiseg.quality.flags import (
+    QualityConfig,
+    assess_quality,
+    mask_at_size_of,
+    shrink_to_long_side,
+)
 
 CUES = ("grey_share", "off_hue_share", "far_colour_share", "ab_spread", "lightness_spread")
 FAR_SHARE_TO_CATCH = 0.1  # far false skin over a tenth of the photo's labelled skin
@@ -104,15 +109,9 @@ def measure_photos(predictor, cases, with_truth: bool):
         prediction = predictor.predict(rgb)
         skin, lesion = predictor.masks(prediction, rgb)
         report = assess_quality(rgb, skin=skin, skin_probability=prediction.skin)
-        scale = config.analysis_long_side / max(rgb.shape[:2])
-        size = (rgb.shape[1], rgb.shape[0])
-        if scale < 1:
-            size = (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
-        small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-        normal = cv2.resize(
-            (skin & ~lesion).astype(np.uint8), size, interpolation=cv2.INTER_NEAREST_EXACT
-        )
-        row = {"ambiguous": report.ambiguous_skin_share, **colour_cues(small, normal > 0)}
+        small = shrink_to_long_side(rgb, config.analysis_long_side, cv2.INTER_AREA)
+        normal = mask_at_size_of(skin & ~lesion, small)
+        row = {"ambiguous": report.ambiguous_skin_share, **colour_cues(small, normal)}
         if with_truth:
             truth = read_mask(case.mask_path("skin"))
             far_false = error_pixels_by_distance(skin, truth)[0][-1]
@@ -152,6 +151,7 @@ def main() -> None:
     train_positive = np.array([r["to_catch"] for r in parts["skin train"]])
     val_positive = np.array([r["to_catch"] for r in parts["skin val"]])
 
+    # A scorer that never fires adds nothing: the shipped flag alone.
     scorers = {"uncertain_skin alone": lambda x: np.full(len(x), -np.inf)}
     for index, cue in enumerate(CUES, start=1):
         scorers[cue] = lambda x, index=index: x[:, index]
@@ -168,17 +168,14 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|")
     for name, scorer in scorers.items():
-        threshold, _ = (
-            choose_threshold(
-                scorer(features["skin train"]), uncertain["skin train"], train_positive
-            )
-            if name != "uncertain_skin alone"
-            else (np.inf, 0.0)
+        threshold, _ = choose_threshold(
+            scorer(features["skin train"]), uncertain["skin train"], train_positive
         )
+        shown = f"{threshold:.4g}" if np.isfinite(threshold) else "-"
         flagged = {p: uncertain[p] | (scorer(features[p]) > threshold) for p in parts}
         val = flagged["skin val"]
         print(
-            f"| {name} | {threshold:.4g} | {val[val_positive].sum()} of {val_positive.sum()} "
+            f"| {name} | {shown} | {val[val_positive].sum()} of {val_positive.sum()} "
             f"| {val[~val_positive].sum()} of {(~val_positive).sum()} "
             f"| {flagged['real train'].sum()} of {len(flagged['real train'])} "
             f"| {flagged['real val'].sum()} of {len(flagged['real val'])} |"

@@ -195,7 +195,7 @@ class QualityReport:
         return {**dataclasses.asdict(self), "flags": list(self.flags)}
 
 
-def _shrink(array: np.ndarray, long_side: int, interpolation: int) -> np.ndarray:
+def shrink_to_long_side(array: np.ndarray, long_side: int, interpolation: int) -> np.ndarray:
     height, width = array.shape[:2]
     scale = long_side / max(height, width)
     if scale >= 1:
@@ -204,7 +204,7 @@ def _shrink(array: np.ndarray, long_side: int, interpolation: int) -> np.ndarray
     return cv2.resize(array, size, interpolation=interpolation)
 
 
-def _shrink_mask(mask: np.ndarray, like: np.ndarray) -> np.ndarray:
+def mask_at_size_of(mask: np.ndarray, like: np.ndarray) -> np.ndarray:
     """``mask`` at the size of ``like``; nearest keeps it binary."""
     size = (like.shape[1], like.shape[0])
     return cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST_EXACT) > 0
@@ -237,14 +237,14 @@ def assess_quality(
     """
     config = config or QualityConfig()
     height, width = rgb.shape[:2]
-    small = _shrink(rgb, config.analysis_long_side, cv2.INTER_AREA)
+    small = shrink_to_long_side(rgb, config.analysis_long_side, cv2.INTER_AREA)
     grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
     laplacian_var = float(cv2.Laplacian(grey, cv2.CV_32F).var())
     dark_share = float(np.mean(grey <= config.dark_level))
     grey_p99 = float(np.percentile(grey, 99))
     clipped_share = float(np.mean(small.max(axis=2) >= config.bright_level))
 
-    small_skin = _shrink_mask(skin, small) if skin is not None else None
+    small_skin = mask_at_size_of(skin, small) if skin is not None else None
     lab = cv2.cvtColor(small, cv2.COLOR_RGB2LAB).astype(np.float32)
     background = ~small_skin if small_skin is not None else None
     if background is not None and background.mean() >= config.cast_min_background_share:
@@ -263,7 +263,7 @@ def assess_quality(
         skin_px = int(np.count_nonzero(skin))
         skin_fraction = skin_px / skin.size
         region = skin if skin_px else True
-        normal = small_skin & ~_shrink_mask(lesion, small) if lesion is not None else small_skin
+        normal = small_skin & ~mask_at_size_of(lesion, small) if lesion is not None else small_skin
         ita_deg = individual_typology_angle(small, normal)
     if lesion_probability is not None:
         ambiguous = (lesion_probability >= config.ambiguous_low) & (
