@@ -65,6 +65,14 @@ def _binned(distance: np.ndarray, errors: np.ndarray, long_side: int, edges) -> 
     return np.bincount(bins, minlength=len(edges))[: len(edges)]
 
 
+def split_cases(dataset: str, split_file: str, part: str, need_skin: bool) -> list:
+    """The dataset's cases in one part of the split, in split order; with ``need_skin``
+    only those with a skin mask."""
+    cases = {c.case_id: c for c in load_dataset(dataset)}
+    ids = load_split(split_file)[Path(dataset).name][part]
+    return [cases[i] for i in ids if i in cases and (cases[i].mask_path("skin") or not need_skin)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True)
@@ -73,9 +81,7 @@ def main() -> None:
     parser.add_argument("--part", default="val", choices=("train", "val"))
     args = parser.parse_args()
 
-    cases = {c.case_id: c for c in load_dataset(args.dataset) if c.mask_path("skin")}
-    ids = load_split(args.split_file)[Path(args.dataset).name][args.part]
-    chosen = [cases[i] for i in ids if i in cases]
+    chosen = split_cases(args.dataset, args.split_file, args.part, need_skin=True)
     predictor = Predictor.from_folder(args.checkpoint)
     false_positive = np.zeros(len(BIN_EDGES), np.int64)
     false_negative = np.zeros(len(BIN_EDGES), np.int64)

@@ -22,15 +22,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
 from scipy.optimize import minimize
-from skin_error_distance import error_pixels_by_distance
+from skin_error_distance import error_pixels_by_distance, split_cases
 
-from vitiseg.data.dataset_format import load_dataset
-from vitiseg.data.splits import load_split
 from vitiseg.inference.predictor import Predictor
 from vitiseg.io.images import read_mask, read_rgb
 from vitiseg.quality.flags import (
@@ -120,12 +117,6 @@ def measure_photos(predictor, cases, with_truth: bool):
     return rows
 
 
-def _cases(dataset: str, split_file: str, part: str, need_skin: bool):
-    cases = {c.case_id: c for c in load_dataset(dataset)}
-    ids = load_split(split_file)[Path(dataset).name][part]
-    return [cases[i] for i in ids if i in cases and (cases[i].mask_path("skin") or not need_skin)]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True)
@@ -137,7 +128,7 @@ def main() -> None:
     predictor = Predictor.from_folder(args.checkpoint)
     parts = {
         f"{kind} {part}": measure_photos(
-            predictor, _cases(dataset, args.split_file, part, kind == "skin"), kind == "skin"
+            predictor, split_cases(dataset, args.split_file, part, kind == "skin"), kind == "skin"
         )
         for kind, dataset in (("skin", args.skin_dataset), ("real", args.real_dataset))
         for part in ("train", "val")
