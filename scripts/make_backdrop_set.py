@@ -25,6 +25,7 @@ from vitiseg.data.dataset_format import load_dataset, write_cases_csv
 from vitiseg.data.splits import deterministic_rng, load_split
 from vitiseg.io.atomic import write_png_atomic
 from vitiseg.io.images import read_mask, read_rgb
+from vitiseg.paths import inside_checkout
 
 
 def main() -> int:
@@ -35,6 +36,10 @@ def main() -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    if inside_checkout(args.out):
+        print(f"error: {args.out} is inside the source checkout; images derived from real "
+              "photos must stay out of the repository", file=sys.stderr)  # fmt: skip
+        return 2
     wanted = set(load_split(args.split_file)[args.dataset.name][args.part])
     cases = [c for c in load_dataset(args.dataset) if c.case_id in wanted and c.skin_mask_path]
     if not cases:

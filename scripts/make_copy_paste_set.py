@@ -22,15 +22,16 @@ from pathlib import Path
 
 import numpy as np
 
-from vitiseg.data.dataset_format import load_dataset, write_cases_csv
+from vitiseg.data.dataset_format import Case, load_dataset, write_cases_csv
 from vitiseg.data.resize import resize_long_side
 from vitiseg.data.splits import deterministic_rng, load_split
 from vitiseg.io.atomic import write_jpeg_atomic, write_png_atomic, write_text_atomic
 from vitiseg.io.images import read_mask, read_rgb
+from vitiseg.paths import inside_checkout
 from vitiseg.synth.copy_paste import cut_donor_patches, render_copy_paste_case
 
 
-def _part_cases(dataset: Path, split_file: Path, part: str, kind: str):
+def _part_cases(dataset: Path, split_file: Path, part: str, kind: str) -> list[Case]:
     wanted = set(load_split(split_file)[dataset.name][part])
     return [c for c in load_dataset(dataset) if c.case_id in wanted and c.mask_path(kind)]
 
@@ -46,6 +47,10 @@ def main() -> int:
     parser.add_argument("--long-side", type=int, default=448)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
+    if inside_checkout(args.out):
+        print(f"error: {args.out} is inside the source checkout; images derived from real "
+              "photos must stay out of the repository", file=sys.stderr)  # fmt: skip
+        return 2
 
     patches = []
     for case in _part_cases(args.donors, args.split_file, args.part, "lesion"):

@@ -152,3 +152,15 @@ def test_the_script_uses_only_the_split_part_and_writes_a_dataset(tmp_path: Path
     provenance = (out / "provenance.csv").read_text().splitlines()[1:]
     assert {line.split(",")[1] for line in provenance} == {"t0"}
     assert {d for line in provenance for d in line.split(",")[2].split("|")} == {"d0"}
+
+
+def test_the_script_refuses_an_output_inside_the_checkout(tmp_path: Path) -> None:
+    inside = SCRIPT.parents[1] / "copy-paste-output-must-not-exist"
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--donors", str(tmp_path / "d"), "--targets",
+         str(tmp_path / "t"), "--split-file", str(tmp_path / "s.json"), "--out", str(inside)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "inside the source checkout" in done.stderr
+    assert not inside.exists()

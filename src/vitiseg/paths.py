@@ -31,3 +31,14 @@ def default_model_dir() -> Path:
 def shared_data_dir() -> Path:
     """``../shared/data`` beside a source checkout (absent in a user's clone)."""
     return _REPO_ROOT.parent / "shared" / "data"
+
+
+def inside_checkout(path: Path) -> bool:
+    """Whether ``path`` lies in the source checkout this package runs from.
+
+    Images derived from the shared (real) photos must never land in the repository.
+    """
+    if not (_REPO_ROOT / "pyproject.toml").is_file():
+        return False  # an installed wheel: no checkout to protect
+    path = Path(path).expanduser().resolve()
+    return path == _REPO_ROOT or _REPO_ROOT in path.parents

@@ -19,23 +19,14 @@ from omegaconf import DictConfig, OmegaConf
 from vitiseg.cli._hydra import output_dir, run_hydra
 from vitiseg.data.splits import load_split
 from vitiseg.io.atomic import write_json_atomic
-from vitiseg.paths import shared_data_dir
+from vitiseg.paths import inside_checkout, shared_data_dir
 from vitiseg.synth import generate_dataset, make_contact_sheet
 
 log = logging.getLogger(__name__)
 
-_CHECKOUT = Path(__file__).resolve().parents[3]
-
 
 def _path(value: object) -> Path | None:
     return None if value in (None, "") else Path(str(value)).expanduser().resolve()
-
-
-def _inside_checkout(path: Path) -> bool:
-    """Whether ``path`` lies in the source checkout this package runs from."""
-    if not (_CHECKOUT / "pyproject.toml").is_file():
-        return False  # an installed wheel: no checkout to protect
-    return path == _CHECKOUT or _CHECKOUT in path.parents
 
 
 def _split_photo_ids(cfg: DictConfig, skin_photos: Path) -> set[str] | None:
@@ -74,12 +65,11 @@ def task(cfg: DictConfig) -> int:
             log.error("painted mode: skin photo folder not found: %s", skin_photos)
             return 2
         # Images derived from real photos must never land in the repository.
-        if _inside_checkout(out):
+        if inside_checkout(out):
             log.error(
-                "painted mode: %s is inside the source checkout %s; real-derived images "
+                "painted mode: %s is inside the source checkout; real-derived images "
                 "must stay out of the repository, choose a folder outside it",
                 out,
-                _CHECKOUT,
             )
             return 2
         if cfg.get("subsets"):
