@@ -27,9 +27,11 @@ MIN_PATCH_PX = 150
 MIN_LIGHTER_SHARE = 0.6
 MIN_LIGHTNESS_STEP = 5.0
 MIN_RING_CONSISTENCY = 0.6
+RING_SPREAD_L = 12.0
 # Eyes, nostrils and navels inside face and trunk polygons: at most this share of the inside
 # may be much darker (15 L*) than the ring.
 MAX_DARK_SHARE = 0.03
+DARK_STEP_L = 15.0
 # Patches are never enlarged more than this: upscaled crops look blurred.
 MAX_SCALE = 1.5
 # Per-channel gain limits: beyond them the donor and target lighting are too different.
@@ -104,8 +106,9 @@ def looks_depigmented(rgb: np.ndarray, lesion: np.ndarray, ring: np.ndarray) -> 
     return (
         float(np.median(inside)) >= ring_l + MIN_LIGHTNESS_STEP
         and float(np.mean(inside > ring_l)) >= MIN_LIGHTER_SHARE
-        and float(np.mean(inside < ring_l - 15.0)) <= MAX_DARK_SHARE
-        and float(np.mean(np.abs(lightness[ring] - ring_l) <= 12.0)) >= MIN_RING_CONSISTENCY
+        and float(np.mean(inside < ring_l - DARK_STEP_L)) <= MAX_DARK_SHARE
+        and float(np.mean(np.abs(lightness[ring] - ring_l) <= RING_SPREAD_L))
+        >= MIN_RING_CONSISTENCY
     )
 
 
