@@ -2,7 +2,7 @@
 """Does a model call lesion where a photo was edited inside a box?
 
 More than half of the `vitiligo-web` photos carry box-level edits: rectangles around the
-annotated lesions brightened, darkened, blurred or flipped by the export tool (Roboflow's
+annotated lesions brightened, darkened or flipped by the export tool (Roboflow's
 bounding-box augmentations), so a rectangle of altered skin marks a lesion in the training
 labels. A model that learned that shortcut would call lesion wherever a rectangle looks
 edited. This probe edits one box of healthy skin on each photo without vitiligo, with each
