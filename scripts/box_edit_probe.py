@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import cv2
@@ -84,14 +84,14 @@ def pick_skin_box(
 def edit_weight(shape: tuple[int, int], box: Box, edit: str) -> np.ndarray:
     """(H, W) float32 in [0, 1]: where and how much the edit applies."""
     weight = np.zeros(shape, np.float32)
-    if edit == "brighter_blob":
-        centre = (box.left + box.width // 2, box.top + box.height // 2)
-        cv2.ellipse(weight, centre, (box.width // 2, box.height // 2), 0, 0, 360, 1.0, -1)
-        blob = cv2.GaussianBlur(weight, (0, 0), BLOB_FEATHER * max(box.height, box.width))
-        weight[:] = 0.0
-        box.view(weight)[:] = box.view(blob)  # the feather stays inside the box
+    if edit != "brighter_blob":
+        box.view(weight)[:] = 1.0
         return weight
-    box.view(weight)[:] = 1.0
+    ellipse = np.zeros(shape, np.float32)
+    centre = (box.left + box.width // 2, box.top + box.height // 2)
+    cv2.ellipse(ellipse, centre, (box.width // 2, box.height // 2), 0, 0, 360, 1.0, -1)
+    blob = cv2.GaussianBlur(ellipse, (0, 0), BLOB_FEATHER * max(box.height, box.width))
+    box.view(weight)[:] = box.view(blob)  # the feather stays inside the box
     return weight
 
 
@@ -140,7 +140,7 @@ def main() -> None:
         box = pick_skin_box(read_mask(case.mask_path("skin")), rng)
         if box is None:
             continue
-        row = {"case_id": case.case_id, "patient_id": case.patient_id, "box": box.__dict__}
+        row = {"case_id": case.case_id, "patient_id": case.patient_id, "box": asdict(box)}
         for edit in ("none", *EDITS):
             photo = rgb if edit == "none" else edit_photo(rgb, box, edit)
             _, lesion = predictor.masks(predictor.predict(photo), photo)
