@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from vitiseg.data.box_edits import Box, blend, box_weight, pick_box
 from vitiseg.data.dataset_format import load_dataset
 from vitiseg.data.splits import load_split
 from vitiseg.inference.predictor import Predictor
@@ -40,59 +41,6 @@ EDITS = ("brighter", "brighter_blob", "darker", "blur", "flip")
 BRIGHTER_GAIN = 1.3
 DARKER_GAIN = 0.75
 BLUR_SIGMA_PX = 2.0
-BLOB_FEATHER = 0.04  # Gaussian sigma of the ellipse's edge, as a share of the box's long side
-
-
-@dataclass(frozen=True)
-class Box:
-    """Rows ``top:top + height``, columns ``left:left + width``."""
-
-    top: int
-    left: int
-    height: int
-    width: int
-
-    def view(self, array: np.ndarray) -> np.ndarray:
-        return array[self.top : self.top + self.height, self.left : self.left + self.width]
-
-
-def pick_skin_box(
-    skin: np.ndarray,
-    rng: np.random.Generator,
-    *,
-    side_range: tuple[float, float] = (0.2, 0.4),
-    min_skin_share: float = 0.9,
-    tries: int = 60,
-) -> Box | None:
-    """A random box of ``side_range`` times the photo's short side, aspect 0.6-1.6, at least
-    ``min_skin_share`` skin; None when ``tries`` draws find none."""
-    height, width = skin.shape
-    for _ in range(tries):
-        side = rng.uniform(*side_range) * min(height, width)
-        aspect = rng.uniform(0.6, 1.6)
-        box_h, box_w = int(side * aspect**0.5), int(side / aspect**0.5)
-        if not (0 < box_h < height and 0 < box_w < width):
-            continue
-        box = Box(
-            int(rng.integers(0, height - box_h)), int(rng.integers(0, width - box_w)), box_h, box_w
-        )
-        if box.view(skin).mean() >= min_skin_share:
-            return box
-    return None
-
-
-def edit_weight(shape: tuple[int, int], box: Box, edit: str) -> np.ndarray:
-    """(H, W) float32 in [0, 1]: where and how much the edit applies."""
-    weight = np.zeros(shape, np.float32)
-    if edit != "brighter_blob":
-        box.view(weight)[:] = 1.0
-        return weight
-    ellipse = np.zeros(shape, np.float32)
-    centre = (box.left + box.width // 2, box.top + box.height // 2)
-    cv2.ellipse(ellipse, centre, (box.width // 2, box.height // 2), 0, 0, 360, 1.0, -1)
-    blob = cv2.GaussianBlur(ellipse, (0, 0), BLOB_FEATHER * max(box.height, box.width))
-    box.view(weight)[:] = box.view(blob)  # the feather stays inside the box
-    return weight
 
 
 def edit_photo(rgb: np.ndarray, box: Box, edit: str) -> np.ndarray:
@@ -109,8 +57,7 @@ def edit_photo(rgb: np.ndarray, box: Box, edit: str) -> np.ndarray:
     else:
         edited = photo.copy()
         box.view(edited)[:] = box.view(photo)[::-1, ::-1]
-    weight = edit_weight(rgb.shape[:2], box, edit)[..., None]
-    return np.clip(photo * (1 - weight) + edited * weight, 0, 255).round().astype(np.uint8)
+    return blend(rgb, edited, box_weight(rgb.shape[:2], box, ellipse=edit == "brighter_blob"))
 
 
 def probe_cases(dataset: str, split_file: str | None, part: str) -> list:
@@ -137,7 +84,7 @@ def main() -> None:
     rows = []
     for case in probe_cases(args.dataset, args.split_file, args.part):
         rgb = read_rgb(case.image_path)
-        box = pick_skin_box(read_mask(case.mask_path("skin")), rng)
+        box = pick_box(read_mask(case.mask_path("skin")) > 0, rng)
         if box is None:
             continue
         row = {"case_id": case.case_id, "patient_id": case.patient_id, "box": asdict(box)}

@@ -58,17 +58,6 @@ def test_an_unknown_edit_is_refused():
         box_edit_probe.edit_photo(_photo(), Box(0, 0, 5, 5), "recolour")
 
 
-def test_the_box_lies_on_skin_or_is_not_found():
-    skin = np.zeros((100, 120), bool)
-    skin[:, 60:] = True
-    rng = np.random.default_rng(1)
-    for _ in range(20):
-        box = box_edit_probe.pick_skin_box(skin, rng)
-        assert box is not None and box.view(skin).mean() >= 0.9
-        assert box.top + box.height <= 100 and box.left + box.width <= 120
-    assert box_edit_probe.pick_skin_box(np.zeros((100, 120), bool), rng) is None
-
-
 def test_the_probe_runs_on_a_dataset(tiny_dataset, tiny_model_dir, tmp_path):
     out = tmp_path / "probe.json"
     result = subprocess.run(

@@ -27,9 +27,12 @@ class AugmentSettings:
     # the labelled photos. Off: at 0.3 it made light skin worse in cross-validation
     # (docs/model.md, session 11), so it is kept only to reproduce that result.
     pale_skin: float = 0.0
+    # Probability of lightening a box of skin free of lesion (``lighten_healthy_patch``): a
+    # hard negative for a model that calls anything lighter than its surroundings lesion.
+    lighter_patch: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("background_swap", "pale_skin"):
+        for name in ("background_swap", "pale_skin", "lighter_patch"):
             value = getattr(self, name)
             if not 0 <= value <= 1:
                 raise ValueError(f"{name} must lie in [0, 1], got {value}")

@@ -27,6 +27,7 @@ import torch
 from torch.utils.data import Dataset
 
 from vitiseg.data.augment import swap_background
+from vitiseg.data.box_edits import lighten_healthy_patch
 from vitiseg.data.dataset_format import MASK_KINDS, Case
 from vitiseg.data.resize import resize_long_side
 from vitiseg.data.splits import deterministic_rng
@@ -155,10 +156,12 @@ class SegmentationDataset(Dataset):
         std: Sequence[float] = IMAGENET_STD,
         seed: int = 0,
         background_swap: float = 0.0,
+        lighter_patch: float = 0.0,
     ) -> None:
         self.cases = list(cases)
         self.transform = transform
         self.background_swap = background_swap
+        self.lighter_patch = lighter_patch
         self.mean, self.std = tuple(mean), tuple(std)
         self.seed = seed
         self.epoch = 0
@@ -184,6 +187,8 @@ class SegmentationDataset(Dataset):
             swap = self.background_swap and loaded.valid[0].all()
             if swap and rng.random() < self.background_swap:
                 image = swap_background(image, loaded.targets[0], rng)
+            if self.lighter_patch and rng.random() < self.lighter_patch:
+                image = lighten_healthy_patch(image, loaded.targets, loaded.valid, rng)
             self.transform.set_random_state(rng, random.Random(int(rng.integers(2**63))))
             out = self.transform(image=image, masks=masks)
             image, masks = out["image"], out["masks"]

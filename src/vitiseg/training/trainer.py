@@ -386,6 +386,7 @@ def train(settings: TrainSettings, specs: list[DatasetSpec], output_dir: Path) -
         std=preprocessing.std,
         seed=settings.seed,
         background_swap=settings.augment.background_swap,
+        lighter_patch=settings.augment.lighter_patch,
     )
 
     model = build_model(settings.arch, **settings.model_kwargs)
