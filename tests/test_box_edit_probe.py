@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from vitiseg.data.box_edits import Box
+
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "box_edit_probe.py"
 _spec = importlib.util.spec_from_file_location("box_edit_probe", SCRIPT)
 box_edit_probe = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = box_edit_probe  # dataclasses look their module up there
 _spec.loader.exec_module(box_edit_probe)
-Box = box_edit_probe.Box
 
 
 def _photo() -> np.ndarray:
