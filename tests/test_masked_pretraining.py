@@ -7,6 +7,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision.models import resnet18
 
+from vitiseg.io.atomic import write_tensors_atomic
 from vitiseg.models.unet import build_model
 from vitiseg.training.masked_pretraining import (
     PretrainSettings,
@@ -14,7 +15,6 @@ from vitiseg.training.masked_pretraining import (
     encoder_state_dict,
     masked_l1,
     pretrain,
-    save_tensors,
 )
 
 
@@ -55,7 +55,7 @@ def test_exported_encoder_is_a_torchvision_resnet_and_loads_back(tmp_path):
     missing, unexpected = resnet18(weights=None).load_state_dict(state, strict=False)
     assert unexpected == [] and all(key.startswith("fc.") for key in missing)
     path = tmp_path / "encoder.pt"
-    save_tensors(path, state)
+    write_tensors_atomic(path, state)
     loaded = build_model("resnet_unet", encoder="resnet18", encoder_weights=str(path))
     assert torch.equal(loaded.stem[0].weight, model.stem[0].weight)
     assert torch.equal(loaded.layers[3][1].bn2.running_var, model.layers[3][1].bn2.running_var)

@@ -46,6 +46,15 @@ def write_json_atomic(path: str | Path, payload: Any) -> None:
     write_text_atomic(path, json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
 
 
+def write_tensors_atomic(path: str | Path, payload: dict[str, Any]) -> None:
+    """``torch.save`` of tensors, numbers and strings only, so it loads back with
+    ``weights_only=True``."""
+    # Imported here: the image and JSON writers above must not pay torch's import time.
+    import torch
+
+    _write_atomically(Path(path), lambda target: torch.save(payload, target))
+
+
 def write_png_atomic(path: str | Path, image: np.ndarray) -> None:
     """Write a lossless PNG. ``image``: (H, W) or (H, W, 3) uint8, RGB order, or an
     (H, W) bool mask, written as 0/255 like every mask in the dataset format."""

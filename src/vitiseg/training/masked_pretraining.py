@@ -9,7 +9,6 @@ saved as a torchvision ResNet state_dict, which ``model.kwargs.encoder_weights``
 
 from __future__ import annotations
 
-import io
 import logging
 import math
 import time
@@ -20,7 +19,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from vitiseg.io.atomic import write_bytes_atomic
+from vitiseg.io.atomic import write_tensors_atomic
 
 log = logging.getLogger(__name__)
 
@@ -64,14 +63,6 @@ def encoder_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     if not state:
         raise ValueError("the model has no ResNet encoder (stem.*, layers.*) to export")
     return state
-
-
-def save_tensors(path: Path, payload: dict) -> None:
-    """``torch.save`` written atomically; tensors, numbers and strings only, so it loads
-    with ``weights_only=True``."""
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    write_bytes_atomic(path, buffer.getvalue())
 
 
 @dataclass(frozen=True)
@@ -138,7 +129,7 @@ def pretrain(
             if done or step % settings.checkpoint_every == 0:
                 recent = sum(losses[-25:]) / len(losses[-25:])
                 log.info("step %d, %.1f min, masked L1 %.4f", step, minutes, recent)
-                save_tensors(
+                write_tensors_atomic(
                     checkpoint_path,
                     {
                         "model": model.state_dict(),
@@ -149,7 +140,7 @@ def pretrain(
                 )
             if done:
                 break
-    save_tensors(output_dir / "encoder.pt", encoder_state_dict(model))
+    write_tensors_atomic(output_dir / "encoder.pt", encoder_state_dict(model))
     return {"steps": step, "minutes": minutes, "masked_l1_last25": recent}
 
 
@@ -180,5 +171,4 @@ __all__ = [
     "mean_filled_error",
     "pretrain",
     "reconstruction_error",
-    "save_tensors",
 ]

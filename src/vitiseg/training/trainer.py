@@ -29,7 +29,7 @@ from vitiseg.data.augment import training_transform
 from vitiseg.data.dataset_format import load_dataset
 from vitiseg.data.splits import deterministic_rng, load_split, save_split, split_by_patient
 from vitiseg.data.torch_dataset import LoadedCase, SegmentationDataset, load_case, normalise
-from vitiseg.io.atomic import write_text_atomic
+from vitiseg.io.atomic import write_tensors_atomic, write_text_atomic
 from vitiseg.metrics.segmentation import mean_scores, score_masks
 from vitiseg.models.metadata import output_names_for
 from vitiseg.models.model_folder import (
@@ -251,15 +251,6 @@ def keep_frozen_in_eval(model: nn.Module, prefixes: tuple[str, ...]) -> None:
 
 
 # ---------------------------------------------------------------- checkpoints
-def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    temporary = path.with_suffix(".part")
-    temporary.write_bytes(buffer.getvalue())
-    os.replace(temporary, path)
-
-
 def _restore_checkpoint(path: Path, model, optimizer, scaler, ema) -> dict[str, Any]:
     """Load ``last.pt`` into the training objects; returns the saved loop state."""
     try:
@@ -525,7 +516,7 @@ def train(settings: TrainSettings, specs: list[DatasetSpec], output_dir: Path) -
             _write_metrics_csv(output_dir / "metrics.csv", state["history"])
             if improved:
                 _export(evaluated, settings, specs, preprocessing, results, row, model_dir)
-            _save_checkpoint(
+            write_tensors_atomic(
                 checkpoint_path,
                 {
                     "model": model.state_dict(),
