@@ -316,18 +316,32 @@ def test_a_three_output_model_trains_on_outlines_and_depigmented_masks(tmp_path)
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"branch_outputs": 1}, {"skin_branch": True}, {"skin_branch": True, "branch_outputs": 1}],
+    [
+        {"branch_outputs": 1},
+        {"skin_branch": True},
+        {"skin_branch": True, "branch_outputs": 1},
+        {"detail_channels": 4},
+    ],
 )
-def test_a_decoder_split_off_a_start_first_gives_the_starts_outputs(tmp_path, kwargs):
+def test_a_part_added_to_a_start_first_gives_the_starts_outputs(tmp_path, kwargs):
     start = tmp_path / "start"
     train(_resnet_settings(max_epochs=1), [DatasetSpec(make_tiny_dataset(tmp_path / "d"))], start)
     start_model, _ = load_model_folder(start / "model")
     split = build_model("resnet_unet", **_TINY_RESNET, **kwargs)
     load_start_weights(split, start / "model")
-    assert not set(split.state_dict()) <= set(start_model.state_dict())  # a new decoder
+    assert not set(split.state_dict()) <= set(start_model.state_dict())  # a new part
     image = torch.rand(1, 3, 45, 61)
     with torch.no_grad():
         assert torch.equal(split.eval()(image), start_model(image))
+
+
+def test_the_detail_path_starts_silent_but_learns():
+    model = build_model("resnet_unet", **_TINY_RESNET, detail_channels=4)
+    image = torch.rand(2, 3, 33, 47)
+    model(image).square().mean().backward()
+    fuse = model.detail.fuse[-1]
+    assert not fuse.weight.any()  # zero at the start: the outputs are the decoder's alone
+    assert fuse.weight.grad.abs().sum() > 0  # yet the first step moves it
 
 
 @pytest.mark.parametrize(

@@ -154,9 +154,12 @@ def _decoder_of_its_own(state: dict, prefix: str, own: slice, shared: slice) -> 
 def load_start_weights(model: nn.Module, folder: str | Path) -> None:
     """Initialise ``model`` from a model folder for fine-tuning: more outputs than the start
     are widened (:func:`widen_head`), decoders of their own are split off
-    (:func:`split_off_branch`, :func:`split_off_skin`)."""
+    (:func:`split_off_branch`, :func:`split_off_skin`), and a detail path the start lacks
+    keeps its initialisation (its zero fuse leaves the start's outputs unchanged)."""
     start, _ = load_model_folder(folder)
     state, target = start.state_dict(), model.state_dict()
+    if not any(name.startswith("detail.") for name in state):
+        state.update({k: v for k, v in target.items() if k.startswith("detail.")})
     new_heads = [
         f"{prefix}_head"
         for prefix in ("skin", "branch")

@@ -49,6 +49,29 @@ class _UpBlock(nn.Module):
         return self.convs(x)
 
 
+class _DetailPath(nn.Module):
+    """Full-resolution features of the photo, added to the decoder's last output.
+
+    The decoder's finest skip is the stem at half resolution, so specks a few pixels
+    across (VASI levels 10 and 90 %) reach the head blurred; this path sees the pixels.
+    The fusing convolution starts at zero, so a network fine-tuned from a model without
+    the path first gives exactly that model's outputs.
+    """
+
+    def __init__(self, in_channels: int, detail_channels: int, decoder_channels: int) -> None:
+        super().__init__()
+        self.features = _DoubleConv(in_channels, detail_channels)
+        self.fuse = nn.Sequential(
+            _conv_bn_relu(decoder_channels + detail_channels, decoder_channels),
+            nn.Conv2d(decoder_channels, decoder_channels, 3, padding=1),
+        )
+        nn.init.zeros_(self.fuse[-1].weight)
+        nn.init.zeros_(self.fuse[-1].bias)
+
+    def forward(self, image: torch.Tensor, decoded: torch.Tensor) -> torch.Tensor:
+        return decoded + self.fuse(torch.cat([decoded, self.features(image)], dim=1))
+
+
 class _PadToStride(nn.Module):
     """Mixin-like helper: pad the input to a multiple of ``stride`` and crop logits back."""
 
@@ -123,7 +146,9 @@ class ResNetUNet(_PadToStride):
     with everything else frozen: the depigmented output then learns exact painted truth
     for as long as it needs without moving the skin and lesion outputs. ``skin_branch``
     does the same for the first output, skin (``skin_decoders``, ``skin_head``), so skin
-    can learn from skin-only photos without moving the lesion outputs.
+    can learn from skin-only photos without moving the lesion outputs. ``detail_channels``
+    > 0 adds a full-resolution path from the photo to the shared decoder's output
+    (:class:`_DetailPath`).
     """
 
     def __init__(
@@ -135,6 +160,7 @@ class ResNetUNet(_PadToStride):
         out_channels: int = 2,
         branch_outputs: int = 0,
         skin_branch: bool = False,
+        detail_channels: int = 0,
     ) -> None:
         super().__init__()
         if encoder not in _RESNETS:
@@ -165,6 +191,11 @@ class ResNetUNet(_PadToStride):
         if skin_branch:
             self.skin_decoders = _resnet_decoder(decoder_channels)
             self.skin_head = nn.Conv2d(decoder_channels[-1], 1, 3, padding=1)
+        self.detail = (
+            _DetailPath(in_channels, detail_channels, decoder_channels[-1])
+            if detail_channels
+            else None
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, height, width = self._pad(x)
@@ -174,7 +205,10 @@ class ResNetUNet(_PadToStride):
         for layer in self.layers:
             y = layer(y)
             features.append(y)
-        logits = [self.head(_decode(self.decoders, features))]
+        decoded = _decode(self.decoders, features)
+        if self.detail is not None:
+            decoded = self.detail(x, decoded)
+        logits = [self.head(decoded)]
         if self.skin_branch:
             logits.insert(0, self.skin_head(_decode(self.skin_decoders, features)))
         if self.branch_outputs:
