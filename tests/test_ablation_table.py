@@ -1,0 +1,48 @@
+"""scripts/ablation_table.py: late means of training runs, and seed pairs compared."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "ablation_table.py"
+_spec = importlib.util.spec_from_file_location("ablation_table", SCRIPT)
+ablation_table = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(ablation_table)
+
+
+def _history(values: list[float]) -> list[dict[str, str]]:
+    return [
+        {"epoch": str(i + 1), "minutes": str(i + 1.0), "select_metric": str(v)}
+        for i, v in enumerate(values)
+    ]
+
+
+def test_the_late_mean_averages_the_last_n_validations_and_the_best_is_found():
+    s = ablation_table.summarise(_history([0.1, 0.6, 0.3, 0.4, 0.5]), None, last=3)
+    assert s["late_mean"] == pytest.approx(0.4)
+    assert (s["best"], s["best_epoch"], s["late_n"]) == (0.6, 2, 3)
+
+
+def test_seed_pairs_give_the_mean_difference_with_a_t_interval():
+    p = ablation_table.paired_seed_differences([0.01, 0.03, -0.01])
+    assert p["mean"] == pytest.approx(0.01)
+    # standard error 0.02 / sqrt(3); t(0.975, 2 df) = 4.303
+    half_width = 4.303 * 0.02 / math.sqrt(3)
+    assert p["low"] == pytest.approx(0.01 - half_width, abs=1e-4)
+    assert p["high"] == pytest.approx(0.01 + half_width, abs=1e-4)
+    assert (p["pairs"], p["treated_ahead"]) == (3, 2)
+
+
+def test_one_pair_has_no_interval():
+    p = ablation_table.paired_seed_differences([0.02])
+    assert p["mean"] == pytest.approx(0.02)
+    assert math.isnan(p["low"]) and math.isnan(p["high"])
+
+
+def test_a_paired_argument_without_a_control_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit, match="TREATED_DIR=CONTROL_DIR"):
+        ablation_table.print_pairs([str(tmp_path)], None, 3)
