@@ -43,6 +43,6 @@ def test_one_pair_has_no_interval():
     assert math.isnan(p["low"]) and math.isnan(p["high"])
 
 
-def test_a_paired_argument_without_a_control_is_refused(tmp_path, capsys):
+def test_a_paired_argument_without_a_control_is_refused(tmp_path):
     with pytest.raises(SystemExit, match="TREATED_DIR=CONTROL_DIR"):
         ablation_table.print_pairs([str(tmp_path)], None, 3)
