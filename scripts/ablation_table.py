@@ -92,10 +92,17 @@ def print_pairs(items: list[str], metric: str | None, last: int) -> None:
             f"| {treated} | {control} | {a['late_mean']:.3f} | {b['late_mean']:.3f} "
             f"| {differences[-1]:+.3f} |"
         )
-    p = paired_seed_differences(differences)
-    print(
-        f"\nmean difference over {p['pairs']} pairs: {p['mean']:+.3f} "
-        f"(95 % t interval {p['low']:+.3f} to {p['high']:+.3f}); "
+    print("\n" + describe_pairs(paired_seed_differences(differences)))
+
+
+def describe_pairs(p: dict) -> str:
+    interval = (
+        "no interval from one pair"
+        if math.isnan(p["low"])
+        else f"95 % t interval {p['low']:+.3f} to {p['high']:+.3f}"
+    )
+    return (
+        f"mean difference over {p['pairs']} pairs: {p['mean']:+.3f} ({interval}); "
         f"treated ahead in {p['treated_ahead']} of {p['pairs']}"
     )
 

@@ -41,6 +41,13 @@ def test_one_pair_has_no_interval():
     p = ablation_table.paired_seed_differences([0.02])
     assert p["mean"] == pytest.approx(0.02)
     assert math.isnan(p["low"]) and math.isnan(p["high"])
+    assert "no interval from one pair" in ablation_table.describe_pairs(p)
+    assert "nan" not in ablation_table.describe_pairs(p)
+
+
+def test_several_pairs_are_described_with_their_interval():
+    text = ablation_table.describe_pairs(ablation_table.paired_seed_differences([0.01, 0.03]))
+    assert "95 % t interval" in text and "treated ahead in 2 of 2" in text
 
 
 def test_a_paired_argument_without_a_control_is_refused(tmp_path):
