@@ -871,6 +871,7 @@ def test_training_command_end_to_end(tmp_path):
     low, high = summary["mean"]["ci95_by_patient"]["lesion_dice"]
     assert low <= summary["mean"]["lesion"]["dice"] <= high
     assert summary["mean"]["n_patients"] == 3
+    assert summary["inference"]["tta"] is True  # the shipped default, recorded with the figures
     assert all(isinstance(case["quality_flags"], list) for case in summary["cases"])
     raised = {flag for case in summary["cases"] for flag in case["quality_flags"]}
     assert set(summary["by_quality_flag"]) == raised

@@ -46,6 +46,8 @@ def task(cfg: DictConfig) -> int:
     summary = summarise(results)
     summary["model"] = {"folder": str(model_dir), "model_id": predictor.metadata.model_id}
     summary["dataset"] = {"path": str(dataset), "split": cfg.split, "n_cases": len(cases)}
+    # Flip averaging and working size change every figure: a summary says which it used.
+    summary["inference"] = OmegaConf.to_container(cfg.infer, resolve=True)
     truth = load_truth(dataset)
     if truth is not None:
 
