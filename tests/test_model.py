@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -186,3 +187,38 @@ def test_a_lone_small_tile_runs_at_its_own_size_and_matches_the_padded_run():
     full = predict_tiled(image, pixelwise, tile=128)
     assert shapes == [(1, 3, 96, 64), (1, 3, 128, 128)]
     np.testing.assert_allclose(small, full, rtol=1e-5, atol=1e-6)
+
+
+def test_scales_average_the_photo_run_at_each_size(tiny_model_dir):
+    rgb = np.random.default_rng(4).integers(0, 255, (64, 96, 3), dtype=np.uint8)
+    both = Predictor.from_folder(tiny_model_dir, long_side=0, scales=(0.5, 1.0)).predict(rgb)
+    plain = Predictor.from_folder(tiny_model_dir, long_side=0)
+    half = cv2.resize(rgb, (48, 32), interpolation=cv2.INTER_AREA)
+    half_back = cv2.resize(plain.predict(half).lesion, (96, 64), interpolation=cv2.INTER_LINEAR)
+    expected = (half_back + plain.predict(rgb).lesion) / 2
+    np.testing.assert_allclose(both.lesion, expected, atol=1e-5)
+    assert both.lesion.shape == (64, 96) and both.uncertainty is not None
+
+
+def test_an_enlarged_pass_keeps_one_tile_when_the_backend_takes_any_size(tiny_model_dir):
+    model, metadata = load_model_folder(tiny_model_dir)
+    shapes = []
+
+    class Recording(TorchBackend):
+        def __call__(self, batch):
+            shapes.append(batch.shape)
+            return super().__call__(batch)
+
+    backend = Recording(model)
+    backend.any_size_stride = 32
+    tile = metadata.preprocessing.tile
+    predictor = Predictor(backend, metadata, long_side=0, tile=tile, scales=(1.5,))
+    predictor.predict(np.zeros((tile, tile, 3), np.uint8))
+    side = -(-round(tile * 1.5) // 32) * 32
+    assert shapes == [(1, 3, side, side)]
+
+
+@pytest.mark.parametrize("scales", [(), (0.0,), (1.0, 9.0)])
+def test_scales_outside_a_sane_range_are_refused(tiny_model_dir, scales):
+    with pytest.raises(ValueError, match="scales"):
+        Predictor.from_folder(tiny_model_dir, scales=scales)

@@ -25,7 +25,7 @@ def resolve_model_dir(checkpoint: str | Path | None) -> Path:
 
 
 def predictor_from_config(checkpoint: str | Path | None, infer: Any) -> tuple[Predictor, Path]:
-    """``infer``: mapping with device, tta, long_side, tile, batch_size, threads and
+    """``infer``: mapping with device, tta, scales, long_side, tile, batch_size, threads and
     backend (``torch``, ``onnx`` or ``onnx-int8``; default ``torch``)."""
     threads = int(infer.get("threads") or 0)
     if threads and (infer.get("backend") or "torch") == "torch":
@@ -44,6 +44,7 @@ def predictor_from_config(checkpoint: str | Path | None, infer: Any) -> tuple[Pr
         tile=infer.get("tile"),
         batch_size=int(infer.get("batch_size", 4)),
         tta=bool(infer.get("tta", False)),
+        scales=tuple(infer.get("scales") or (1.0,)),
         depigmented_source=infer.get("depigmented_source") or "model",
         colour_min_lift=float(infer.get("colour_min_lift", 6.0)),
     )

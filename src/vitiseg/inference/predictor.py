@@ -78,6 +78,27 @@ def backend_name(backend) -> str:
     return getattr(backend, "name", None) or type(backend).__name__
 
 
+def _rescaled(rgb: np.ndarray, scale: float) -> np.ndarray:
+    """``rgb`` resized by ``scale`` (area average to shrink, bilinear to enlarge)."""
+    height, width = rgb.shape[:2]
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    return cv2.resize(rgb, size, interpolation=interpolation)
+
+
+def _resized_channels(maps: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """(C, h, w) float32 maps resized bilinearly to (C, *shape)."""
+    resized = np.empty((len(maps), *shape), np.float32)
+    for channel in range(len(maps)):
+        cv2.resize(
+            np.ascontiguousarray(maps[channel]),
+            (shape[1], shape[0]),
+            dst=resized[channel],
+            interpolation=cv2.INTER_LINEAR,
+        )
+    return resized
+
+
 class Predictor:
     """Photo in, probabilities out, with the model's own preprocessing.
 
@@ -86,6 +107,8 @@ class Predictor:
         metadata: the model folder's metadata (normalisation, working size, tiles).
         long_side: override of the working resolution; 0 means the photo's own size.
         tta: average over flips and report their spread as uncertainty.
+        scales: factors of the working size to run the photo at (enlarging allowed); the
+            probabilities are averaged over all of them (and over the flips with ``tta``).
     """
 
     def __init__(
@@ -97,6 +120,7 @@ class Predictor:
         tile: int | None = None,
         batch_size: int = 4,
         tta: bool = False,
+        scales: tuple[float, ...] = (1.0,),
         depigmented_source: str = "model",
         colour_min_lift: float = 6.0,
     ) -> None:
@@ -115,6 +139,9 @@ class Predictor:
         self.overlap = pre.overlap
         self.batch_size = batch_size
         self.tta = tta
+        if not scales or any(not 0.25 <= float(scale) <= 4 for scale in scales):
+            raise ValueError(f"scales must be factors between 0.25 and 4, not {scales!r}")
+        self.scales = tuple(float(scale) for scale in scales)
 
     @classmethod
     def from_folder(cls, folder: str | Path, device: str = "cpu", **kwargs) -> Predictor:
@@ -123,15 +150,20 @@ class Predictor:
         model, metadata = load_model_folder(folder, device)
         return cls(TorchBackend(model, device), metadata, **kwargs)
 
-    def _probabilities(self, image: np.ndarray) -> np.ndarray:
+    def _probabilities(self, image: np.ndarray, scale: float = 1.0) -> np.ndarray:
+        stride = getattr(self.backend, "any_size_stride", None)
+        tile = self.tile
+        if stride and scale > 1:
+            # An enlarged pass keeps the same tiles as the working size (one tile stays one).
+            tile = -(-round(self.tile * scale) // stride) * stride
         return predict_tiled(
             image,
             self.backend,
-            tile=self.tile,
+            tile=tile,
             overlap=self.overlap,
             batch_size=self.batch_size,
             out_channels=len(self.metadata.output_names),
-            any_size_stride=getattr(self.backend, "any_size_stride", None),
+            any_size_stride=stride,
         )
 
     def predict(self, rgb: np.ndarray) -> Prediction:
@@ -139,38 +171,36 @@ class Predictor:
         height, width = rgb.shape[:2]
         work = resize_long_side(rgb, self.long_side) if self.long_side else rgb
         pre = self.metadata.preprocessing
-        image = normalised_chw(work, pre.mean, pre.std)
-        uncertainty = None
-        if self.tta:
-            # Running mean and variance (Welford): never holds more than one extra run.
-            outputs = len(self.metadata.output_names)
-            probabilities = np.zeros((outputs, *image.shape[1:]), np.float32)
-            lesion_m2 = np.zeros(image.shape[1:], np.float32)
-            for count, (flip_h, flip_w) in enumerate(TTA_FLIPS, start=1):
+        work_shape = work.shape[:2]
+        flips = TTA_FLIPS if self.tta else ((False, False),)
+        passes = len(self.scales) * len(flips)
+        # Running mean and variance (Welford): never holds more than one extra run.
+        outputs = len(self.metadata.output_names)
+        probabilities = np.zeros((outputs, *work_shape), np.float32)
+        lesion_m2 = np.zeros(work_shape, np.float32)
+        count = 0
+        for scale in self.scales:
+            scaled = work if scale == 1 else _rescaled(work, scale)
+            image = normalised_chw(scaled, pre.mean, pre.std)
+            for flip_h, flip_w in flips:
                 axes = tuple(a for a, f in ((1, flip_h), (2, flip_w)) if f)
                 flipped = np.ascontiguousarray(np.flip(image, axes)) if axes else image
-                out = self._probabilities(flipped)
+                out = self._probabilities(flipped, scale)
                 out = np.flip(out, axes) if axes else out
+                if scale != 1:
+                    out = _resized_channels(out, work_shape)
+                count += 1
                 delta = out[1] - probabilities[1]
                 probabilities += (out - probabilities) / count
                 lesion_m2 += delta * (out[1] - probabilities[1])
-            uncertainty = np.sqrt(lesion_m2 / len(TTA_FLIPS))
-        else:
-            probabilities = self._probabilities(image)
+        uncertainty = np.sqrt(lesion_m2 / passes) if passes > 1 else None
         del image
         if probabilities.shape[1:] != (height, width):
-            size = (width, height)
-            resized = np.empty((len(probabilities), height, width), np.float32)
-            for channel in range(len(probabilities)):
-                cv2.resize(
-                    probabilities[channel],
-                    size,
-                    dst=resized[channel],
-                    interpolation=cv2.INTER_LINEAR,
-                )
-            probabilities = resized
+            probabilities = _resized_channels(probabilities, (height, width))
             if uncertainty is not None:
-                uncertainty = cv2.resize(uncertainty, size, interpolation=cv2.INTER_LINEAR)
+                uncertainty = cv2.resize(
+                    uncertainty, (width, height), interpolation=cv2.INTER_LINEAR
+                )
         return Prediction(
             skin=probabilities[0],
             lesion=probabilities[1],

@@ -113,6 +113,7 @@ def run_score_job(job: ScoreJob, predictor: Predictor, settings: ScoreSettings) 
                 "tile": predictor.tile,
                 "overlap": predictor.overlap,
                 "tta": predictor.tta,
+                "scales": list(predictor.scales),
                 "batch_size": predictor.batch_size,
                 "depigmented_source": predictor.depigmented_source,
                 "colour_min_lift": predictor.colour_min_lift,

@@ -122,6 +122,7 @@ def settings_fingerprint(predictor: Predictor, settings: ScoreSettings) -> str:
         "tile": predictor.tile,
         "overlap": predictor.overlap,
         "tta": predictor.tta,
+        "scales": list(predictor.scales),
         "depigmented_source": predictor.depigmented_source,
         "colour_min_lift": predictor.colour_min_lift,
         "vasi": settings.vasi.to_dict(),
