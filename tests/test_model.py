@@ -197,7 +197,25 @@ def test_scales_average_the_photo_run_at_each_size(tiny_model_dir):
     half_back = cv2.resize(plain.predict(half).lesion, (96, 64), interpolation=cv2.INTER_LINEAR)
     expected = (half_back + plain.predict(rgb).lesion) / 2
     np.testing.assert_allclose(both.lesion, expected, atol=1e-5)
-    assert both.lesion.shape == (64, 96) and both.uncertainty is not None
+    assert both.lesion.shape == (64, 96) and both.uncertainty is None  # no flips, no spread
+
+
+def test_with_scales_the_uncertainty_is_the_flips_spread_pooled_over_sizes(tiny_model_dir):
+    rgb = np.random.default_rng(5).integers(0, 255, (64, 96, 3), dtype=np.uint8)
+    predictor = Predictor.from_folder(tiny_model_dir, long_side=0, tta=True, scales=(0.5, 1.0))
+    prediction = predictor.predict(rgb)
+    plain = Predictor.from_folder(tiny_model_dir, long_side=0)
+    variances, runs = [], []
+    for image in (cv2.resize(rgb, (48, 32), interpolation=cv2.INTER_AREA), rgb):
+        size_runs = []
+        for axes in ((), (1,), (0,), (0, 1)):
+            flipped = np.ascontiguousarray(np.flip(image, axes))
+            out = np.flip(plain.predict(flipped).lesion, axes)
+            size_runs.append(cv2.resize(out, (96, 64), interpolation=cv2.INTER_LINEAR))
+        variances.append(np.var(size_runs, axis=0))
+        runs += size_runs
+    np.testing.assert_allclose(prediction.lesion, np.mean(runs, axis=0), atol=1e-5)
+    np.testing.assert_allclose(prediction.uncertainty, np.sqrt(np.mean(variances, 0)), atol=1e-5)
 
 
 def test_an_enlarged_pass_keeps_one_tile_when_the_backend_takes_any_size(tiny_model_dir):

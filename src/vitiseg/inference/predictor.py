@@ -108,7 +108,8 @@ class Predictor:
         long_side: override of the working resolution; 0 means the photo's own size.
         tta: average over flips and report their spread as uncertainty.
         scales: factors of the working size to run the photo at (enlarging allowed); the
-            probabilities are averaged over all of them (and over the flips with ``tta``).
+            probabilities are averaged over all of them (and over the flips with ``tta``);
+            the uncertainty stays the spread over flips, pooled over the sizes.
     """
 
     def __init__(
@@ -173,16 +174,17 @@ class Predictor:
         pre = self.metadata.preprocessing
         work_shape = work.shape[:2]
         flips = TTA_FLIPS if self.tta else ((False, False),)
-        passes = len(self.scales) * len(flips)
-        # Running mean and variance (Welford): never holds more than one extra run.
         outputs = len(self.metadata.output_names)
         probabilities = np.zeros((outputs, *work_shape), np.float32)
-        lesion_m2 = np.zeros(work_shape, np.float32)
+        # Running means and the lesion's variance over the flips within each size (Welford):
+        # the uncertainty stays the flips' spread, whatever sizes are averaged.
+        flip_m2 = np.zeros(work_shape, np.float32)
         count = 0
         for scale in self.scales:
             scaled = work if scale == 1 else _rescaled(work, scale)
             image = normalised_chw(scaled, pre.mean, pre.std)
-            for flip_h, flip_w in flips:
+            lesion_mean = np.zeros(work_shape, np.float32)
+            for flip_count, (flip_h, flip_w) in enumerate(flips, start=1):
                 axes = tuple(a for a, f in ((1, flip_h), (2, flip_w)) if f)
                 flipped = np.ascontiguousarray(np.flip(image, axes)) if axes else image
                 out = self._probabilities(flipped, scale)
@@ -190,10 +192,11 @@ class Predictor:
                 if scale != 1:
                     out = _resized_channels(out, work_shape)
                 count += 1
-                delta = out[1] - probabilities[1]
                 probabilities += (out - probabilities) / count
-                lesion_m2 += delta * (out[1] - probabilities[1])
-        uncertainty = np.sqrt(lesion_m2 / passes) if passes > 1 else None
+                delta = out[1] - lesion_mean
+                lesion_mean += delta / flip_count
+                flip_m2 += delta * (out[1] - lesion_mean)
+        uncertainty = np.sqrt(flip_m2 / count) if self.tta else None
         del image
         if probabilities.shape[1:] != (height, width):
             probabilities = _resized_channels(probabilities, (height, width))
