@@ -33,7 +33,9 @@ class UsageError(ValueError):
     """The command line does not describe one of the two modes."""
 
 
-def load_segmenter(checkpoint: str | None, device: str, tta: bool) -> Segmenter:
+def load_segmenter(
+    checkpoint: str | None, device: str, tta: bool, scales: tuple[float, ...] = (1.0,)
+) -> Segmenter:
     """Photo -> (skin, lesion, depigmented or None) masks with the given or the shipped
     model folder."""
     folder = Path(checkpoint).expanduser() if checkpoint else default_model_dir()
@@ -46,7 +48,7 @@ def load_segmenter(checkpoint: str | None, device: str, tta: bool) -> Segmenter:
         raise FileNotFoundError(f"no vitiseg model folder at {folder}: {hint}")
     from vitiseg.inference.predictor import Predictor  # torch only once a model is found
 
-    predictor = Predictor.from_folder(folder, device=device, tta=tta)
+    predictor = Predictor.from_folder(folder, device=device, tta=tta, scales=scales)
     log.info("model %s from %s", predictor.metadata.model_id, folder)
 
     return predictor.segment
@@ -81,7 +83,8 @@ def _run(cfg: DictConfig) -> int:
         raise UsageError("two-photo mode needs both baseline=IMG and followup=IMG")
     if not photos and (cfg.baseline_visit is None or cfg.followup_visit is None):
         raise UsageError("manifest mode needs baseline_visit=V0 and followup_visit=V1")
-    segment = load_segmenter(cfg.checkpoint, str(cfg.device), bool(cfg.tta))
+    scales = tuple(cfg.get("scales") or (1.0,))
+    segment = load_segmenter(cfg.checkpoint, str(cfg.device), bool(cfg.tta), scales)
     config = load_vasi_config(cfg.vasi)
     options = {
         "align_method": str(cfg.align.method),
