@@ -9,7 +9,7 @@ against the labels. The setting is picked on the TRAIN cases only, so the val fi
 prints is not tuned on val.
 
     python scripts/postprocess_study.py --checkpoint RUN/model --dataset DATA/vitiligo-web \
-        --split-file RUN/split.json [--tta]
+        --split-file RUN/split.json [--tta] [--scales 0.75 1.0 1.25]
 """
 
 from __future__ import annotations
@@ -60,18 +60,24 @@ def main() -> None:
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--split-file", required=True)
     parser.add_argument("--tta", action="store_true")
+    parser.add_argument(
+        "--scales", type=float, nargs="+", default=[1.0], help="sizes to average over"
+    )
     parser.add_argument("--json", help="also write every setting's scores here")
     args = parser.parse_args()
 
     cases = {c.case_id: c for c in load_dataset(args.dataset) if c.mask_path("lesion")}
     split = load_split(args.split_file)
     folds = split[Path(args.dataset).name]  # split.json is keyed by dataset folder name
-    predictor = Predictor.from_folder(args.checkpoint, tta=args.tta)
+    predictor = Predictor.from_folder(args.checkpoint, tta=args.tta, scales=tuple(args.scales))
     pairs = {
         fold: predictions(predictor, [cases[i] for i in folds[fold] if i in cases])
         for fold in ("train", "val")
     }
-    print(f"{len(pairs['train'])} train, {len(pairs['val'])} val cases; tta={args.tta}")
+    print(
+        f"{len(pairs['train'])} train, {len(pairs['val'])} val cases; "
+        f"tta={args.tta}, scales={args.scales}"
+    )
     rows = []
     for threshold, gate, close, min_area, fill in itertools.product(
         THRESHOLDS, SKIN_GATES, CLOSE_FRACTIONS, MIN_AREA_FRACTIONS, FILL_HOLES
