@@ -354,6 +354,21 @@ def test_a_model_folder_plugs_into_the_comparison(tmp_path, tiny_model_dir, monk
         command.load_segmenter(None, "cpu", tta=False)
 
 
+def test_the_comparison_segments_at_the_sizes_it_is_given(tiny_model_dir):
+    from vitiseg.cli import compare as command
+    from vitiseg.inference.predictor import Predictor
+
+    photo = visit_pair(size=(120, 160), move=camera_move((120, 160), 0.0, 1.0, (0, 0), (0, 0)))
+    sizes = (0.75, 1.0, 1.25)
+    segment = command.load_segmenter(str(tiny_model_dir), "cpu", tta=True, scales=sizes)
+    predictor = Predictor.from_folder(tiny_model_dir, tta=True, scales=sizes)
+    expected = predictor.segment(photo["baseline"])
+    for got, want in zip(segment(photo["baseline"])[:2], expected[:2], strict=True):
+        np.testing.assert_array_equal(got, want)
+    one_size = Predictor.from_folder(tiny_model_dir, tta=True).predict(photo["baseline"])
+    assert not np.allclose(one_size.lesion, predictor.predict(photo["baseline"]).lesion)
+
+
 @pytest.mark.slow
 def test_compare_command_on_two_photos_with_a_tiny_model(tmp_path, tiny_model_dir):
     pair = visit_pair(size=(240, 320), move=camera_move((240, 320), 5.0, 1.05, (8, -6), (1e-4, 0)))
