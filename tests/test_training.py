@@ -529,6 +529,33 @@ def test_pale_tone_lightens_brown_skin_more_than_white_patches_and_keeps_the_mas
         AugmentSettings(pale_skin=-0.1)
 
 
+def test_white_balance_relights_red_against_blue_keeps_masks_and_is_absent_when_off():
+    photo = np.full((32, 32, 3), 128, np.uint8)
+    masks = np.random.default_rng(0).integers(0, 2, (32, 32)).astype(np.uint8)
+    settings = dict(crop=32, colour=0, noise_blur=0, scale=(1.0, 1.0), rotate_deg=0)
+    on = training_transform(AugmentSettings(white_balance=1.0, **settings))
+    on.set_random_seed(0)
+    red_over_blue = []
+    for _ in range(20):
+        out = on(image=photo, mask=masks)
+        assert set(np.unique(out["mask"])) <= {0, 1}
+        centre = out["image"][16, 16].astype(float)  # clear of any sheared-in border
+        assert abs(centre[1] - 128) <= 1  # green is the reference channel
+        red_over_blue.append(centre[0] / centre[2])
+    # Warm and cool illuminants both drawn, within 5000-9000 K (red/blue 1.47 to 0.72).
+    assert min(red_over_blue) < 0.95 and max(red_over_blue) > 1.05
+    assert min(red_over_blue) > 0.7 and max(red_over_blue) < 1.5
+    # Masks are untouched by the re-lighting itself.
+    relit = A.Compose([A.PlanckianJitter(mode="blackbody", temperature_limit=(5000, 6000), p=1)])
+    out = relit(image=photo, mask=masks)
+    assert np.array_equal(out["mask"], masks) and out["image"][0, 0, 0] > out["image"][0, 0, 2]
+    # Off leaves the pipeline as before, so older recipes draw the same random stream.
+    off = training_transform(AugmentSettings(**settings))
+    assert not any(isinstance(t, A.PlanckianJitter) for t in off.transforms)
+    with pytest.raises(ValueError, match="white_balance"):
+        AugmentSettings(white_balance=1.5)
+
+
 def test_augmentation_differs_across_epochs_and_samples_but_repeats_per_seed(tiny_dataset):
     first = _augmented_samples(tiny_dataset, epoch=0)
     again = _augmented_samples(tiny_dataset, epoch=0)

@@ -30,9 +30,13 @@ class AugmentSettings:
     # Probability of lightening a box of skin free of lesion (``lighten_healthy_patch``): a
     # hard negative for a model that calls anything lighter than its surroundings lesion.
     lighter_patch: float = 0.0
+    # Probability of re-lighting a photo as under another illuminant (``PlanckianJitter``,
+    # black bodies of WHITE_BALANCE_KELVIN): the shipped model lost half its real lesion
+    # Dice when photos were made 10 % cooler (docs/model.md, session 48).
+    white_balance: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("background_swap", "pale_skin", "lighter_patch"):
+        for name in ("background_swap", "pale_skin", "lighter_patch", "white_balance"):
             value = getattr(self, name)
             if not 0 <= value <= 1:
                 raise ValueError(f"{name} must lie in [0, 1], got {value}")
@@ -78,6 +82,19 @@ class PaleSkinTone(A.ImageOnlyTransform):
         return ("gamma_range", "chroma_range")
 
 
+# From warm indoor light (red x1.19, blue x0.81 at 5000 K) to shade (x0.91, x1.26 at 9000 K).
+WHITE_BALANCE_KELVIN = (5000, 9000)
+
+
+def white_balance_transforms(probability: float) -> list[A.BasicTransform]:
+    # Left out entirely when off, so recipes trained without it draw the same random stream.
+    if probability <= 0:
+        return []
+    return [
+        A.PlanckianJitter(mode="blackbody", temperature_limit=WHITE_BALANCE_KELVIN, p=probability)
+    ]
+
+
 def training_transform(settings: AugmentSettings) -> A.Compose:
     """Geometry, lighting, colour, skin-tone and camera robustness."""
     c = settings.colour
@@ -108,6 +125,7 @@ def training_transform(settings: AugmentSettings) -> A.Compose:
             # Hue/saturation shifts stand in for skin tone and camera colour differences.
             A.HueSaturationValue(int(8 * c), int(25 * c), int(15 * c), p=0.6 * min(c, 1)),
             A.RGBShift(int(12 * c), int(12 * c), int(12 * c), p=0.3 * min(c, 1)),
+            *white_balance_transforms(settings.white_balance),
             A.ToGray(p=0.03 * min(c, 1)),
             A.OneOf(
                 [

@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""How much does a model's lesion Dice move when the same photos are lit differently?
+
+Clinics and phones differ in white balance and exposure. This probe scores a model on a
+labelled dataset's photos as they are and re-lit: red and blue channel gains of a warmer or
+cooler illuminant (green, the reference, unchanged) and a darker or brighter exposure. The
+masks stay the same, so any change in Dice is the model's sensitivity to lighting alone.
+
+    python scripts/white_balance_probe.py --dataset DATA/vitiligo-web \
+        --split-file RUN/split.json --part val [--checkpoint MODEL] [--tta --scales 0.75 1 1.25]
+
+The default is one pass per photo (no flips, one size): the quickest view of the network
+itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from vitiseg.data.dataset_format import load_dataset
+from vitiseg.data.splits import load_split
+from vitiseg.inference.factory import predictor_from_config
+from vitiseg.io.images import read_mask, read_rgb
+from vitiseg.metrics.segmentation import score_masks
+
+# Channel gains (red, green, blue). Ten per cent is a modest white-balance error.
+LIGHTINGS: dict[str, tuple[float, float, float]] = {
+    "as taken": (1.0, 1.0, 1.0),
+    "warm 10 %": (1.1, 1.0, 0.9),
+    "cool 10 %": (0.9, 1.0, 1.1),
+    "warm 20 %": (1.2, 1.0, 0.8),
+    "dark 15 %": (0.85, 0.85, 0.85),
+    "bright 15 %": (1.15, 1.15, 1.15),
+}
+
+
+def relit(rgb: np.ndarray, gains: tuple[float, float, float]) -> np.ndarray:
+    """``rgb`` with each channel multiplied by its gain, clipped to 0-255."""
+    scaled = rgb.astype(np.float32) * np.asarray(gains, np.float32)
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--checkpoint", help="a model folder; default: the shipped model")
+    parser.add_argument("--split-file", help="score only --part of this split")
+    parser.add_argument("--part", default="val")
+    parser.add_argument("--tta", action="store_true", help="average over the four flips")
+    parser.add_argument("--scales", type=float, nargs="+", default=[1.0])
+    parser.add_argument("--json", help="also write the per-photo Dice here")
+    args = parser.parse_args()
+
+    predictor, model_dir = predictor_from_config(
+        args.checkpoint, {"tta": args.tta, "scales": args.scales}
+    )
+    cases = [case for case in load_dataset(args.dataset) if case.mask_path("lesion")]
+    if args.split_file:
+        wanted = set(load_split(args.split_file)[Path(args.dataset).name][args.part])
+        cases = [case for case in cases if case.case_id in wanted]
+    if not cases:
+        sys.exit(f"{args.dataset}: no photos with lesion masks to score")
+    dice: dict[str, list[float]] = {name: [] for name in LIGHTINGS}
+    for case in cases:
+        rgb, truth = read_rgb(case.image_path), read_mask(case.mask_path("lesion"))
+        for name, gains in LIGHTINGS.items():
+            photo = relit(rgb, gains)
+            _, lesion = predictor.masks(predictor.predict(photo), photo)
+            dice[name].append(score_masks(lesion, truth, with_hd95=False).dice)
+
+    print(f"{model_dir}: {len(cases)} photos, tta={args.tta}, scales={args.scales}")
+    as_taken = np.array(dice["as taken"])
+    shifted = []
+    for name, values in dice.items():
+        values = np.array(values)
+        change = values - as_taken
+        if name != "as taken":
+            shifted.append(values.mean())
+        print(
+            f"  {name:12s} lesion Dice {values.mean():.3f}  change {change.mean():+.3f} "
+            f"(worse on {int(np.sum(change < 0))} photos)"
+        )
+    print(f"  mean over the five re-lit versions: {np.mean(shifted):.3f}")
+    if args.json:
+        cases_out = [
+            {"case_id": case.case_id, **{name: dice[name][i] for name in LIGHTINGS}}
+            for i, case in enumerate(cases)
+        ]
+        Path(args.json).write_text(json.dumps(cases_out, indent=1))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
