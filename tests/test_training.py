@@ -554,6 +554,14 @@ def test_white_balance_relights_red_against_blue_keeps_masks_and_is_absent_when_
     assert not any(isinstance(t, A.PlanckianJitter) for t in off.transforms)
     with pytest.raises(ValueError, match="white_balance"):
         AugmentSettings(white_balance=1.5)
+    with pytest.raises(ValueError, match="white_balance_kelvin"):
+        AugmentSettings(white_balance_kelvin=(7000, 9000))  # PlanckianJitter needs 6000 K inside
+    wide = training_transform(
+        AugmentSettings(white_balance=0.8, white_balance_kelvin=(4500, 10000))
+    )
+    jitter = [t for t in wide.transforms if isinstance(t, A.PlanckianJitter)]
+    assert len(jitter) == 1 and jitter[0].p == 0.8
+    assert tuple(jitter[0].temperature_limit) == (4500, 10000)
 
 
 def test_augmentation_differs_across_epochs_and_samples_but_repeats_per_seed(tiny_dataset):

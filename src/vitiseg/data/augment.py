@@ -30,16 +30,26 @@ class AugmentSettings:
     # Probability of lightening a box of skin free of lesion (``lighten_healthy_patch``): a
     # hard negative for a model that calls anything lighter than its surroundings lesion.
     lighter_patch: float = 0.0
-    # Probability of re-lighting a photo as under another illuminant (``PlanckianJitter``,
-    # black bodies of WHITE_BALANCE_KELVIN): the shipped model lost half its real lesion
-    # Dice when photos were made 10 % cooler (docs/model.md, session 48).
+    # Probability of re-lighting a photo as under another illuminant (``PlanckianJitter``, a
+    # black body drawn from ``white_balance_kelvin``): the session-47 model lost half its
+    # real lesion Dice when photos were made 10 % cooler (docs/model.md, session 48).
     white_balance: float = 0.0
+    # From warm indoor light (red x1.19, blue x0.81 at 5000 K) to shade (x0.91, x1.26 at
+    # 9000 K); the channel gains are relative to green.
+    white_balance_kelvin: tuple[int, int] = (5000, 9000)
 
     def __post_init__(self) -> None:
         for name in ("background_swap", "pale_skin", "lighter_patch", "white_balance"):
             value = getattr(self, name)
             if not 0 <= value <= 1:
                 raise ValueError(f"{name} must lie in [0, 1], got {value}")
+        low, high = self.white_balance_kelvin
+        if not 3000 <= low <= 6000 <= high <= 15000:
+            # PlanckianJitter's table spans 3000-15000 K and must include its white, 6000 K.
+            raise ValueError(
+                "white_balance_kelvin must satisfy 3000 <= low <= 6000 <= high <= 15000, "
+                f"got {self.white_balance_kelvin}"
+            )
 
 
 def pale_tone(rgb: np.ndarray, lightness_gamma: float, chroma_scale: float) -> np.ndarray:
@@ -82,16 +92,13 @@ class PaleSkinTone(A.ImageOnlyTransform):
         return ("gamma_range", "chroma_range")
 
 
-# From warm indoor light (red x1.19, blue x0.81 at 5000 K) to shade (x0.91, x1.26 at 9000 K).
-WHITE_BALANCE_KELVIN = (5000, 9000)
-
-
-def white_balance_transforms(probability: float) -> list[A.BasicTransform]:
+def white_balance_transforms(settings: AugmentSettings) -> list[A.BasicTransform]:
     # Left out entirely when off, so recipes trained without it draw the same random stream.
-    if probability <= 0:
+    if settings.white_balance <= 0:
         return []
+    kelvin = tuple(settings.white_balance_kelvin)
     return [
-        A.PlanckianJitter(mode="blackbody", temperature_limit=WHITE_BALANCE_KELVIN, p=probability)
+        A.PlanckianJitter(mode="blackbody", temperature_limit=kelvin, p=settings.white_balance)
     ]
 
 
@@ -125,7 +132,7 @@ def training_transform(settings: AugmentSettings) -> A.Compose:
             # Hue/saturation shifts stand in for skin tone and camera colour differences.
             A.HueSaturationValue(int(8 * c), int(25 * c), int(15 * c), p=0.6 * min(c, 1)),
             A.RGBShift(int(12 * c), int(12 * c), int(12 * c), p=0.3 * min(c, 1)),
-            *white_balance_transforms(settings.white_balance),
+            *white_balance_transforms(settings),
             A.ToGray(p=0.03 * min(c, 1)),
             A.OneOf(
                 [
