@@ -37,6 +37,7 @@ from vitiseg.inference.factory import predictor_from_config
 from vitiseg.io.images import read_rgb
 from vitiseg.metrics.segmentation import score_masks
 from vitiseg.metrics.skin_tone import individual_typology_angle
+from vitiseg.quality import QualityConfig
 
 MEASURES = (
     "ambiguous_share",
@@ -48,9 +49,7 @@ MEASURES = (
 )
 
 
-def expected_dice(
-    probability: np.ndarray, mask: np.ndarray, region: np.ndarray | bool = True
-) -> float:
+def expected_dice(probability: np.ndarray, mask: np.ndarray, region: np.ndarray) -> float:
     """The Dice ``mask`` would score against a truth drawn pixel by pixel with the odds
     ``probability`` (over ``region``): 2 * sum of p inside the mask / (sum of p + mask size).
 
@@ -58,19 +57,19 @@ def expected_dice(
     lies outside the mask or the mask holds many doubtful pixels. 1.0 when neither the mask
     nor the probability holds anything (nothing to find, nothing found).
     """
-    inside = np.asarray(region, dtype=bool) & np.ones(probability.shape, dtype=bool)
-    mass = float(np.sum(probability, where=inside, dtype=np.float64))
-    size = int(np.count_nonzero(mask & inside))
+    mass = float(np.sum(probability, where=region, dtype=np.float64))
+    size = int(np.count_nonzero(mask & region))
     if mass + size == 0:
         return 1.0
-    overlap = float(np.sum(probability, where=mask & inside, dtype=np.float64))
+    overlap = float(np.sum(probability, where=mask & region, dtype=np.float64))
     return 2 * overlap / (mass + size)
 
 
 def measures_of(prediction, skin: np.ndarray, lesion: np.ndarray, rgb) -> dict:
     region = skin if skin.any() else np.ones_like(skin)
     probability = prediction.lesion
-    ambiguous = (probability >= 0.35) & (probability <= 0.65) & region
+    band = QualityConfig()  # the low_confidence flag's ambiguous band
+    ambiguous = (probability >= band.ambiguous_low) & (probability <= band.ambiguous_high) & region
     lesion_in = lesion & region
     spread = prediction.uncertainty
     return {

@@ -74,7 +74,9 @@ def settings_from_config(cfg: DictConfig) -> TrainSettings:
             pale_skin=cfg.augment.get("pale_skin", 0.0),
             lighter_patch=cfg.augment.get("lighter_patch", 0.0),
             white_balance=cfg.augment.get("white_balance", 0.0),
-            white_balance_kelvin=tuple(cfg.augment.get("white_balance_kelvin", (5000, 9000))),
+            white_balance_kelvin=tuple(
+                cfg.augment.get("white_balance_kelvin", AugmentSettings.white_balance_kelvin)
+            ),
         ),
         batch_size=trainer.batch_size,
         samples_per_epoch=trainer.samples_per_epoch,

@@ -31,7 +31,7 @@ class AugmentSettings:
     # hard negative for a model that calls anything lighter than its surroundings lesion.
     lighter_patch: float = 0.0
     # Probability of re-lighting a photo as under another illuminant (``PlanckianJitter``, a
-    # black body drawn from ``white_balance_kelvin``): the session-47 model lost half its
+    # black body drawn from ``white_balance_kelvin``): the shipped model loses half its
     # real lesion Dice when photos were made 10 % cooler (docs/model.md, session 48).
     white_balance: float = 0.0
     # From warm indoor light (red x1.19, blue x0.81 at 5000 K) to shade (x0.91, x1.26 at
