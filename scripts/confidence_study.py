@@ -29,10 +29,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import spearmanr
 
 from vitiseg.data.dataset_format import load_dataset
 from vitiseg.data.splits import load_split
-from vitiseg.evaluation.evaluate import affected_fraction, read_truth
+from vitiseg.evaluation.evaluate import affected_fraction, read_truth, true_affected_fraction
 from vitiseg.inference.factory import predictor_from_config
 from vitiseg.io.images import read_rgb
 from vitiseg.metrics.segmentation import score_masks
@@ -112,13 +113,10 @@ def study(args) -> None:
             row["depigmented_dice"] = score_masks(
                 depigmented, truth["depigmented"], with_hd95=False
             ).dice
-        if truth["skin"] is not None:
-            exact = truth["depigmented"] if truth["depigmented"] is not None else truth["lesion"]
-            exact = exact if exact is not None else np.zeros_like(skin)
+        affected_true = true_affected_fraction(truth)
+        if affected_true is not None:
             predicted = depigmented if depigmented is not None else lesion
-            row["affected_error_pp"] = 100 * (
-                affected_fraction(predicted, skin) - affected_fraction(exact, truth["skin"])
-            )
+            row["affected_error_pp"] = 100 * (affected_fraction(predicted, skin) - affected_true)
         rows.append(row)
         print(f"{len(rows)} {case.case_id}", file=sys.stderr)
     fields = sorted({key for row in rows for key in row}, key=lambda k: (k not in rows[0], k))
@@ -127,10 +125,6 @@ def study(args) -> None:
         writer.writeheader()
         writer.writerows(rows)
     print(f"{len(rows)} photos, model {model_dir}, scales {args.scales} -> {args.out}")
-
-
-def rank(values: np.ndarray) -> np.ndarray:
-    return np.argsort(np.argsort(values)).astype(float)
 
 
 def youden_threshold(values: np.ndarray, poor: np.ndarray, low_is_bad: bool) -> float:
@@ -158,7 +152,7 @@ def analyse(path: str, target: str, parts: list[str] | None) -> None:
             keep = ~np.isnan(values)
             if keep.sum() < 3:
                 continue
-            rho = np.corrcoef(rank(values[keep]), rank(truth[keep]))[0, 1]
+            rho = spearmanr(values[keep], truth[keep]).statistic
             print(f"  {name:20s} Spearman with {target}: {rho:+.2f}")
 
 
