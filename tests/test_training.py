@@ -20,6 +20,7 @@ from tests.conftest import make_tiny_dataset
 from vitiseg.data.augment import (
     AugmentSettings,
     PaleSkinTone,
+    depigmented_truth_transform,
     pale_tone,
     swap_background,
     training_transform,
@@ -28,6 +29,7 @@ from vitiseg.data.dataset_format import load_dataset
 from vitiseg.data.resize import resize_long_side
 from vitiseg.data.splits import load_split, patient_folds, patients_overlap, split_by_patient
 from vitiseg.data.torch_dataset import (
+    LoadedCase,
     SegmentationDataset,
     load_case,
     outline_band,
@@ -562,6 +564,46 @@ def test_white_balance_relights_red_against_blue_keeps_masks_and_is_absent_when_
     jitter = [t for t in wide.transforms if isinstance(t, A.PlanckianJitter)]
     assert len(jitter) == 1 and jitter[0].p == 0.8
     assert tuple(jitter[0].temperature_limit) == (4500, 10000)
+
+
+def test_white_balance_can_spare_photos_with_depigmented_truth():
+    rng = np.random.default_rng(0)
+    photo = rng.integers(60, 200, (48, 48, 3)).astype(np.uint8)
+    lesion = np.zeros((48, 48), bool)
+    lesion[10:30, 10:30] = True
+    painted = LoadedCase(
+        None, "painted", photo, *targets_from_masks(None, lesion, (48, 48), lesion)
+    )
+    real = LoadedCase(None, "real", photo, *targets_from_masks(None, lesion, (48, 48)))
+    settings = dict(crop=48, colour=0, noise_blur=0, scale=(1.0, 1.0), rotate_deg=0)
+    spared = AugmentSettings(
+        white_balance=1.0, white_balance_spares_depigmented_truth=True, **settings
+    )
+    relit_all = AugmentSettings(white_balance=1.0, **settings)
+    assert depigmented_truth_transform(relit_all) is None
+    assert (
+        depigmented_truth_transform(AugmentSettings(white_balance_spares_depigmented_truth=True))
+        is None
+    )
+
+    def images(augment: AugmentSettings, case: LoadedCase) -> list[torch.Tensor]:
+        data = SegmentationDataset(
+            [case] * 6,
+            training_transform(augment),
+            transform_with_depigmented_truth=depigmented_truth_transform(augment),
+        )
+        return [data[i]["image"] for i in range(6)]
+
+    unlit = images(AugmentSettings(**settings), painted)
+    # Painted photos draw the same stream as without re-lighting; other photos are re-lit.
+    assert all(torch.equal(a, b) for a, b in zip(images(spared, painted), unlit, strict=True))
+    assert not any(
+        torch.equal(a, b) for a, b in zip(images(relit_all, painted), unlit, strict=True)
+    )
+    real_unlit = images(AugmentSettings(**settings), real)
+    assert not any(
+        torch.equal(a, b) for a, b in zip(images(spared, real), real_unlit, strict=True)
+    )
 
 
 def test_augmentation_differs_across_epochs_and_samples_but_repeats_per_seed(tiny_dataset):

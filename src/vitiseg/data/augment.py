@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import albumentations as A
 import cv2
@@ -37,6 +37,10 @@ class AugmentSettings:
     # From warm indoor light (red x1.19, blue x0.81 at 5000 K) to shade (x0.91, x1.26 at
     # 9000 K); the channel gains are relative to green.
     white_balance_kelvin: tuple[int, int] = (5000, 9000)
+    # Leave photos with an exact depigmented mask (painted) in their own colours: they teach
+    # the depigmented output exact colours, and re-lighting all photos cost that output
+    # 0.03-0.05 Dice (docs/model.md, session 48).
+    white_balance_spares_depigmented_truth: bool = False
 
     def __post_init__(self) -> None:
         for name in ("background_swap", "pale_skin", "lighter_patch", "white_balance"):
@@ -145,6 +149,14 @@ def training_transform(settings: AugmentSettings) -> A.Compose:
             A.ImageCompression(quality_range=(55, 95), p=0.3 * settings.noise_blur),
         ]
     )
+
+
+def depigmented_truth_transform(settings: AugmentSettings) -> A.Compose | None:
+    """The pipeline for photos with an exact depigmented mask where it differs from
+    :func:`training_transform`'s: without re-lighting when those photos are spared it."""
+    if not (settings.white_balance > 0 and settings.white_balance_spares_depigmented_truth):
+        return None
+    return training_transform(replace(settings, white_balance=0.0))
 
 
 def swap_background(image: np.ndarray, skin: np.ndarray, rng: np.random.Generator) -> np.ndarray:

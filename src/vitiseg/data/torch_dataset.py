@@ -157,9 +157,13 @@ class SegmentationDataset(Dataset):
         seed: int = 0,
         background_swap: float = 0.0,
         lighter_patch: float = 0.0,
+        transform_with_depigmented_truth: A.Compose | None = None,
     ) -> None:
         self.cases = list(cases)
         self.transform = transform
+        # Used instead of ``transform`` for cases whose depigmented mask is exact: annotated
+        # everywhere (painted), not only known absent outside a lesion or skin mask.
+        self.transform_with_depigmented_truth = transform_with_depigmented_truth
         self.background_swap = background_swap
         self.lighter_patch = lighter_patch
         self.mean, self.std = tuple(mean), tuple(std)
@@ -180,7 +184,10 @@ class SegmentationDataset(Dataset):
         loaded = self.cases[index if self.draws is None else self.draws[index]]
         image = loaded.image
         masks = [*loaded.targets, *loaded.valid]
-        if self.transform is not None:
+        transform = self.transform
+        if self.transform_with_depigmented_truth is not None and loaded.valid[2].all():
+            transform = self.transform_with_depigmented_truth
+        if transform is not None:
             rng = deterministic_rng(self.seed, self.epoch, index)
             # Only where skin is annotated everywhere is "not skin" known to be backdrop.
             # (No draw when off, so existing runs keep their random streams.)
@@ -189,8 +196,8 @@ class SegmentationDataset(Dataset):
                 image = swap_background(image, loaded.targets[0], rng)
             if self.lighter_patch and rng.random() < self.lighter_patch:
                 image = lighten_healthy_patch(image, loaded.targets, loaded.valid, rng)
-            self.transform.set_random_state(rng, random.Random(int(rng.integers(2**63))))
-            out = self.transform(image=image, masks=masks)
+            transform.set_random_state(rng, random.Random(int(rng.integers(2**63))))
+            out = transform(image=image, masks=masks)
             image, masks = out["image"], out["masks"]
         stacked = np.stack(masks).astype(np.float32)
         outputs = len(loaded.targets)

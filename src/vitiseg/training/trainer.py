@@ -25,7 +25,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from vitiseg.data.augment import training_transform
+from vitiseg.data.augment import depigmented_truth_transform, training_transform
 from vitiseg.data.dataset_format import load_dataset
 from vitiseg.data.splits import deterministic_rng, load_split, save_split, split_by_patient
 from vitiseg.data.torch_dataset import LoadedCase, SegmentationDataset, load_case, normalise
@@ -378,6 +378,7 @@ def train(settings: TrainSettings, specs: list[DatasetSpec], output_dir: Path) -
         seed=settings.seed,
         background_swap=settings.augment.background_swap,
         lighter_patch=settings.augment.lighter_patch,
+        transform_with_depigmented_truth=depigmented_truth_transform(settings.augment),
     )
 
     model = build_model(settings.arch, **settings.model_kwargs)
