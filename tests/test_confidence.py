@@ -90,3 +90,30 @@ def test_paired_difference_script_reports_the_shift_and_refuses_other_cases(tmp_
     )
     assert done.returncode == 0, done.stderr
     assert "lesion.dice vs depigmented.dice: B - A = +0.200" in done.stdout
+
+
+def test_paired_difference_script_keeps_one_stratum_of_the_baseline(tmp_path):
+    script = Path(__file__).parents[1] / "scripts" / "paired_difference.py"
+    base = {"a1": 0.2, "b1": 0.5, "c1": 0.7}
+    first = _summary(tmp_path / "a.json", base)
+    second = _summary(tmp_path / "b.json", {"a1": 0.1, "b1": 0.3, "c1": 0.9})
+    strata = {"a1": "fitzpatrick_1", "b1": "fitzpatrick_1", "c1": "fitzpatrick_4"}
+    for path in (first, second):
+        summary = json.loads(path.read_text())
+        for case in summary["cases"]:
+            case["stratum"] = strata[case["case_id"]]
+        path.write_text(json.dumps(summary))
+
+    def run(stratum: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, str(script), str(first), str(second), "--stratum", stratum],
+            capture_output=True,
+            text=True,
+        )
+
+    done = run("fitzpatrick_1")
+    assert done.returncode == 0, done.stderr
+    assert "(fitzpatrick_1): B - A = -0.150" in done.stdout
+    assert "B better on 0 of 2 cases (2 patients)" in done.stdout
+    done = run("fitzpatrick_6")
+    assert done.returncode == 2 and "fitzpatrick_6" in done.stderr

@@ -39,7 +39,8 @@ class AugmentSettings:
     white_balance_kelvin: tuple[int, int] = (5000, 9000)
     # Leave photos with an exact depigmented mask (painted) in their own colours: they teach
     # the depigmented output exact colours, and re-lighting all photos cost that output
-    # 0.03-0.05 Dice (docs/model.md, session 48).
+    # 0.03-0.05 Dice (docs/model.md, session 48). Sparing them keeps that Dice but not the
+    # palest skin's: any re-lighting cost type I 0.07-0.11 (session 49).
     white_balance_spares_depigmented_truth: bool = False
 
     def __post_init__(self) -> None:
