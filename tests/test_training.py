@@ -20,10 +20,10 @@ from tests.conftest import make_tiny_dataset
 from vitiseg.data.augment import (
     AugmentSettings,
     PaleSkinTone,
-    depigmented_truth_transform,
     pale_tone,
     swap_background,
     training_transform,
+    unlit_transform,
 )
 from vitiseg.data.dataset_format import load_dataset
 from vitiseg.data.resize import resize_long_side
@@ -264,6 +264,11 @@ def test_an_outline_band_for_a_misspelt_dataset_is_refused(tmp_path):
         train(
             _settings(outline_band_px={"vitiligo_web": 4}), [DatasetSpec(dataset)], tmp_path / "r"
         )
+    misspelt_unlit = AugmentSettings(
+        crop=48, white_balance=0.5, white_balance_skip_datasets=("x",)
+    )
+    with pytest.raises(ValueError, match="white_balance_skip_datasets names no dataset"):
+        train(_settings(augment=misspelt_unlit), [DatasetSpec(dataset)], tmp_path / "r2")
 
 
 def test_per_image_dice_for_an_output_the_model_lacks_is_refused_before_training(tmp_path):
@@ -580,17 +585,16 @@ def test_white_balance_can_spare_photos_with_depigmented_truth():
         white_balance=1.0, white_balance_spares_depigmented_truth=True, **settings
     )
     relit_all = AugmentSettings(white_balance=1.0, **settings)
-    assert depigmented_truth_transform(relit_all) is None
-    assert (
-        depigmented_truth_transform(AugmentSettings(white_balance_spares_depigmented_truth=True))
-        is None
-    )
+    assert unlit_transform(relit_all) is None
+    assert unlit_transform(AugmentSettings(white_balance_spares_depigmented_truth=True)) is None
 
     def images(augment: AugmentSettings, case: LoadedCase) -> list[torch.Tensor]:
         data = SegmentationDataset(
             [case] * 6,
             training_transform(augment),
-            transform_with_depigmented_truth=depigmented_truth_transform(augment),
+            unlit_transform=unlit_transform(augment),
+            unlit_depigmented_truth=augment.white_balance_spares_depigmented_truth,
+            unlit_datasets=augment.white_balance_skip_datasets,
         )
         return [data[i]["image"] for i in range(6)]
 
@@ -603,6 +607,45 @@ def test_white_balance_can_spare_photos_with_depigmented_truth():
     real_unlit = images(AugmentSettings(**settings), real)
     assert not any(
         torch.equal(a, b) for a, b in zip(images(spared, real), real_unlit, strict=True)
+    )
+    # Skin photos without vitiligo: the empty lesion mask makes "no depigmentation" exact.
+    skin_only = LoadedCase(
+        None, "skin", photo, *targets_from_masks(lesion, np.zeros_like(lesion), (48, 48))
+    )
+    skin_unlit = images(AugmentSettings(**settings), skin_only)
+    assert all(
+        torch.equal(a, b) for a, b in zip(images(spared, skin_only), skin_unlit, strict=True)
+    )
+
+
+def test_white_balance_can_skip_named_datasets():
+    rng = np.random.default_rng(1)
+    photo = rng.integers(60, 200, (48, 48, 3)).astype(np.uint8)
+    skin = np.zeros((48, 48), bool)
+    skin[5:40, 5:40] = True
+    settings = dict(crop=48, colour=0, noise_blur=0, scale=(1.0, 1.0), rotate_deg=0)
+    skip_painted = AugmentSettings(
+        white_balance=1.0, white_balance_skip_datasets=("painted",), **settings
+    )
+    assert unlit_transform(skip_painted) is not None
+
+    def images(augment: AugmentSettings, dataset: str) -> list[torch.Tensor]:
+        case = LoadedCase(None, dataset, photo, *targets_from_masks(skin, None, (48, 48)))
+        data = SegmentationDataset(
+            [case] * 6,
+            training_transform(augment),
+            unlit_transform=unlit_transform(augment),
+            unlit_datasets=augment.white_balance_skip_datasets,
+        )
+        return [data[i]["image"] for i in range(6)]
+
+    unlit = images(AugmentSettings(**settings), "painted")
+    assert all(
+        torch.equal(a, b) for a, b in zip(images(skip_painted, "painted"), unlit, strict=True)
+    )
+    # The same photo in a set not named is re-lit.
+    assert not any(
+        torch.equal(a, b) for a, b in zip(images(skip_painted, "skin"), unlit, strict=True)
     )
 
 

@@ -80,6 +80,7 @@ def settings_from_config(cfg: DictConfig) -> TrainSettings:
             white_balance_spares_depigmented_truth=cfg.augment.get(
                 "white_balance_spares_depigmented_truth", False
             ),
+            white_balance_skip_datasets=tuple(cfg.augment.get("white_balance_skip_datasets", ())),
         ),
         batch_size=trainer.batch_size,
         samples_per_epoch=trainer.samples_per_epoch,

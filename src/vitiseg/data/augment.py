@@ -40,8 +40,12 @@ class AugmentSettings:
     # Leave photos with an exact depigmented mask (painted) in their own colours: they teach
     # the depigmented output exact colours, and re-lighting all photos cost that output
     # 0.03-0.05 Dice (docs/model.md, session 48). Sparing them keeps that Dice but not the
-    # palest skin's: any re-lighting cost type I 0.07-0.11 (session 49).
+    # palest skin's: any re-lighting cost type I 0.07-0.11 (session 49). Skin photos without
+    # vitiligo have an exact (empty) depigmented mask too, so they are spared as well.
     white_balance_spares_depigmented_truth: bool = False
+    # Dataset folders (their labels) whose photos are never re-lit: the choice by set that
+    # the flag above makes by mask, e.g. the painted sets alone.
+    white_balance_skip_datasets: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("background_swap", "pale_skin", "lighter_patch", "white_balance"):
@@ -152,10 +156,14 @@ def training_transform(settings: AugmentSettings) -> A.Compose:
     )
 
 
-def depigmented_truth_transform(settings: AugmentSettings) -> A.Compose | None:
-    """The pipeline for photos with an exact depigmented mask where it differs from
-    :func:`training_transform`'s: without re-lighting when those photos are spared it."""
-    if not (settings.white_balance > 0 and settings.white_balance_spares_depigmented_truth):
+def unlit_transform(settings: AugmentSettings) -> A.Compose | None:
+    """The pipeline for photos spared re-lighting (``white_balance_spares_depigmented_truth``,
+    ``white_balance_skip_datasets``): :func:`training_transform` without it; None when no
+    photo is spared."""
+    spares = (
+        settings.white_balance_spares_depigmented_truth or settings.white_balance_skip_datasets
+    )
+    if not (settings.white_balance > 0 and spares):
         return None
     return training_transform(replace(settings, white_balance=0.0))
 

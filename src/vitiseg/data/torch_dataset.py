@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import albumentations as A
@@ -157,19 +157,30 @@ class SegmentationDataset(Dataset):
         seed: int = 0,
         background_swap: float = 0.0,
         lighter_patch: float = 0.0,
-        transform_with_depigmented_truth: A.Compose | None = None,
+        unlit_transform: A.Compose | None = None,
+        unlit_depigmented_truth: bool = False,
+        unlit_datasets: Collection[str] = (),
     ) -> None:
         self.cases = list(cases)
         self.transform = transform
-        # Used instead of ``transform`` for cases whose depigmented mask is exact: annotated
-        # everywhere (painted), not only known absent outside a lesion or skin mask.
-        self.transform_with_depigmented_truth = transform_with_depigmented_truth
+        # Used instead of ``transform`` (which re-lights) for the cases of ``unlit_datasets``
+        # and, with ``unlit_depigmented_truth``, for cases whose depigmented mask is exact:
+        # annotated everywhere (painted photos, and skin photos whose empty lesion mask makes
+        # "no depigmentation" exact), not only known absent outside a lesion or skin mask.
+        self.unlit_transform = unlit_transform
+        self.unlit_depigmented_truth = unlit_depigmented_truth
+        self.unlit_datasets = frozenset(unlit_datasets)
         self.background_swap = background_swap
         self.lighter_patch = lighter_patch
         self.mean, self.std = tuple(mean), tuple(std)
         self.seed = seed
         self.epoch = 0
         self.draws: list[int] | None = None
+
+    def _spared_relighting(self, loaded: LoadedCase) -> bool:
+        if loaded.dataset in self.unlit_datasets:
+            return True
+        return self.unlit_depigmented_truth and bool(loaded.valid[2].all())
 
     def set_epoch(self, epoch: int, draws: Sequence[int] | None = None) -> None:
         """Start an epoch. ``draws``: the case index of each of its samples (repeats
@@ -185,8 +196,8 @@ class SegmentationDataset(Dataset):
         image = loaded.image
         masks = [*loaded.targets, *loaded.valid]
         transform = self.transform
-        if self.transform_with_depigmented_truth is not None and loaded.valid[2].all():
-            transform = self.transform_with_depigmented_truth
+        if self.unlit_transform is not None and self._spared_relighting(loaded):
+            transform = self.unlit_transform
         if transform is not None:
             rng = deterministic_rng(self.seed, self.epoch, index)
             # Only where skin is annotated everywhere is "not skin" known to be backdrop.

@@ -25,7 +25,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from vitiseg.data.augment import depigmented_truth_transform, training_transform
+from vitiseg.data.augment import training_transform, unlit_transform
 from vitiseg.data.dataset_format import load_dataset
 from vitiseg.data.splits import deterministic_rng, load_split, save_split, split_by_patient
 from vitiseg.data.torch_dataset import LoadedCase, SegmentationDataset, load_case, normalise
@@ -120,9 +120,13 @@ def _load_split_cases(
             "%s exists: this run keeps its split; %s is not used", split_path, settings.split_file
         )
     saved = load_split(split_path) if split_path else {}
-    unknown_bands = sorted(set(settings.outline_band_px) - {spec.label for spec in specs})
+    labels = {spec.label for spec in specs}
+    unknown_bands = sorted(set(settings.outline_band_px) - labels)
     if unknown_bands:  # a misspelt name would silently train with exact edges
         raise ValueError(f"outline_band_px names no dataset folder: {unknown_bands}")
+    unknown_unlit = sorted(set(settings.augment.white_balance_skip_datasets) - labels)
+    if unknown_unlit:  # a misspelt name would silently re-light that set
+        raise ValueError(f"augment.white_balance_skip_datasets names no dataset: {unknown_unlit}")
     train: list[LoadedCase] = []
     val: dict[str, list[LoadedCase]] = {}
     splits: dict[str, dict[str, list[str]]] = {}
@@ -378,7 +382,9 @@ def train(settings: TrainSettings, specs: list[DatasetSpec], output_dir: Path) -
         seed=settings.seed,
         background_swap=settings.augment.background_swap,
         lighter_patch=settings.augment.lighter_patch,
-        transform_with_depigmented_truth=depigmented_truth_transform(settings.augment),
+        unlit_transform=unlit_transform(settings.augment),
+        unlit_depigmented_truth=settings.augment.white_balance_spares_depigmented_truth,
+        unlit_datasets=settings.augment.white_balance_skip_datasets,
     )
 
     model = build_model(settings.arch, **settings.model_kwargs)
