@@ -21,6 +21,7 @@ from vitiseg.data.augment import (
     AugmentSettings,
     PaleSkinTone,
     pale_tone,
+    relit_transform,
     swap_background,
     training_transform,
     unlit_transform,
@@ -616,6 +617,53 @@ def test_white_balance_can_spare_photos_with_depigmented_truth():
     assert all(
         torch.equal(a, b) for a, b in zip(images(spared, skin_only), skin_unlit, strict=True)
     )
+
+
+def test_relit_photos_can_leave_the_depigmented_output_untaught():
+    rng = np.random.default_rng(2)
+    photo = rng.integers(60, 200, (48, 48, 3)).astype(np.uint8)
+    lesion = np.zeros((48, 48), bool)
+    lesion[10:30, 10:30] = True
+    painted = LoadedCase(
+        None, "painted", photo, *targets_from_masks(None, lesion, (48, 48), lesion)
+    )
+    settings = dict(crop=48, colour=0, noise_blur=0, scale=(1.0, 1.0), rotate_deg=0)
+    assert relit_transform(AugmentSettings(white_balance=0.5, **settings)) is None
+
+    def samples(share: float, skip: tuple[str, ...] = ()) -> list[dict[str, torch.Tensor]]:
+        augment = AugmentSettings(
+            white_balance=1.0,
+            white_balance_teaches_depigmented=False,
+            white_balance_skip_datasets=skip,
+            **settings,
+        )
+        data = SegmentationDataset(
+            [painted] * 8,
+            training_transform(AugmentSettings(**settings)),
+            unlit_transform=unlit_transform(augment),
+            unlit_datasets=skip,
+            relit_transform=relit_transform(augment),
+            relit_share=share,  # 0: the same random stream, never re-lit
+        )
+        return [data[i] for i in range(8)]
+
+    unlit = [s["image"] for s in samples(0.0)]
+    relit = samples(1.0)
+    # Every photo re-lit, none teaching the depigmented output; lesion and skin still taught.
+    assert not any(torch.equal(s["image"], u) for s, u in zip(relit, unlit, strict=True))
+    assert all(not s["valid"][2].any() and s["valid"][1].any() for s in relit)
+    assert painted.valid[2].all()  # the case in memory is untouched
+    # About half re-lit at 0.5: exactly those lose the depigmented mask.
+    half = samples(0.5)
+    hidden = [not s["valid"][2].any() for s in half]
+    changed = [not torch.equal(s["image"], u) for s, u in zip(half, unlit, strict=True)]
+    assert hidden == changed and 0 < sum(hidden) < 8
+    # A set spared from re-lighting keeps its colours and its depigmented mask.
+    spared = samples(1.0, skip=("painted",))
+    plain = SegmentationDataset([painted] * 8, training_transform(AugmentSettings(**settings)))
+    for sample, reference in zip(spared, (plain[i] for i in range(8)), strict=True):
+        assert torch.equal(sample["image"], reference["image"])
+        assert sample["valid"][2].any() and torch.equal(sample["valid"], reference["valid"])
 
 
 def test_white_balance_can_skip_named_datasets():

@@ -81,6 +81,9 @@ def settings_from_config(cfg: DictConfig) -> TrainSettings:
                 "white_balance_spares_depigmented_truth", False
             ),
             white_balance_skip_datasets=tuple(cfg.augment.get("white_balance_skip_datasets", ())),
+            white_balance_teaches_depigmented=cfg.augment.get(
+                "white_balance_teaches_depigmented", True
+            ),
         ),
         batch_size=trainer.batch_size,
         samples_per_epoch=trainer.samples_per_epoch,

@@ -46,6 +46,10 @@ class AugmentSettings:
     # Dataset folders (their labels) whose photos are never re-lit: the choice by set that
     # the flag above makes by mask, e.g. the painted sets alone.
     white_balance_skip_datasets: tuple[str, ...] = ()
+    # False: a re-lit photo does not teach the depigmented output (its depigmented mask counts
+    # as unannotated), so the lesion and skin outputs learn to ignore the cast while the
+    # depigmented output keeps learning the photos' own colours (docs/model.md, session 50).
+    white_balance_teaches_depigmented: bool = True
 
     def __post_init__(self) -> None:
         for name in ("background_swap", "pale_skin", "lighter_patch", "white_balance"):
@@ -166,6 +170,15 @@ def unlit_transform(settings: AugmentSettings) -> A.Compose | None:
     if not (settings.white_balance > 0 and spares):
         return None
     return training_transform(replace(settings, white_balance=0.0))
+
+
+def relit_transform(settings: AugmentSettings) -> A.Compose | None:
+    """With ``white_balance_teaches_depigmented`` off, the pipeline that always re-lights:
+    the dataset then picks it for a share ``white_balance`` of the photos itself (and hides
+    their depigmented masks), using a pipeline without re-lighting for the rest."""
+    if settings.white_balance <= 0 or settings.white_balance_teaches_depigmented:
+        return None
+    return training_transform(replace(settings, white_balance=1.0))
 
 
 def swap_background(image: np.ndarray, skin: np.ndarray, rng: np.random.Generator) -> np.ndarray:

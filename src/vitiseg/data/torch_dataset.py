@@ -160,6 +160,8 @@ class SegmentationDataset(Dataset):
         unlit_transform: A.Compose | None = None,
         unlit_depigmented_truth: bool = False,
         unlit_datasets: Collection[str] = (),
+        relit_transform: A.Compose | None = None,
+        relit_share: float = 0.0,
     ) -> None:
         self.cases = list(cases)
         self.transform = transform
@@ -170,6 +172,10 @@ class SegmentationDataset(Dataset):
         self.unlit_transform = unlit_transform
         self.unlit_depigmented_truth = unlit_depigmented_truth
         self.unlit_datasets = frozenset(unlit_datasets)
+        # When given, ``transform`` must not re-light: a share ``relit_share`` of the photos not
+        # spared takes this pipeline instead, and their depigmented masks count as unannotated.
+        self.relit_transform = relit_transform
+        self.relit_share = relit_share
         self.background_swap = background_swap
         self.lighter_patch = lighter_patch
         self.mean, self.std = tuple(mean), tuple(std)
@@ -196,7 +202,8 @@ class SegmentationDataset(Dataset):
         image = loaded.image
         masks = [*loaded.targets, *loaded.valid]
         transform = self.transform
-        if self.unlit_transform is not None and self._spared_relighting(loaded):
+        spared = self.unlit_transform is not None and self._spared_relighting(loaded)
+        if spared:
             transform = self.unlit_transform
         if transform is not None:
             rng = deterministic_rng(self.seed, self.epoch, index)
@@ -207,6 +214,10 @@ class SegmentationDataset(Dataset):
                 image = swap_background(image, loaded.targets[0], rng)
             if self.lighter_patch and rng.random() < self.lighter_patch:
                 image = lighten_healthy_patch(image, loaded.targets, loaded.valid, rng)
+            if self.relit_transform is not None and not spared and rng.random() < self.relit_share:
+                transform = self.relit_transform
+                depigmented_valid = len(loaded.targets) + 2
+                masks[depigmented_valid] = np.zeros_like(masks[depigmented_valid])
             transform.set_random_state(rng, random.Random(int(rng.integers(2**63))))
             out = transform(image=image, masks=masks)
             image, masks = out["image"], out["masks"]

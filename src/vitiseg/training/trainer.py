@@ -14,7 +14,7 @@ import math
 import os
 import pickle
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from vitiseg.data.augment import training_transform, unlit_transform
+from vitiseg.data.augment import relit_transform, training_transform, unlit_transform
 from vitiseg.data.dataset_format import load_dataset
 from vitiseg.data.splits import deterministic_rng, load_split, save_split, split_by_patient
 from vitiseg.data.torch_dataset import LoadedCase, SegmentationDataset, load_case, normalise
@@ -374,9 +374,14 @@ def train(settings: TrainSettings, specs: list[DatasetSpec], output_dir: Path) -
     if main_process:
         save_split(output_dir / "split.json", splits)
     preprocessing = Preprocessing(long_side=settings.long_side, tile=settings.tile)
+    relit = relit_transform(settings.augment)
+    # With a separate re-lit pipeline the main one must not re-light as well.
+    main_augment = (
+        settings.augment if relit is None else replace(settings.augment, white_balance=0.0)
+    )
     dataset = SegmentationDataset(
         train_cases,
-        training_transform(settings.augment),
+        training_transform(main_augment),
         mean=preprocessing.mean,
         std=preprocessing.std,
         seed=settings.seed,
@@ -385,6 +390,8 @@ def train(settings: TrainSettings, specs: list[DatasetSpec], output_dir: Path) -
         unlit_transform=unlit_transform(settings.augment),
         unlit_depigmented_truth=settings.augment.white_balance_spares_depigmented_truth,
         unlit_datasets=settings.augment.white_balance_skip_datasets,
+        relit_transform=relit,
+        relit_share=settings.augment.white_balance,
     )
 
     model = build_model(settings.arch, **settings.model_kwargs)
