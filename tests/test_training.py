@@ -25,6 +25,7 @@ from vitiseg.data.augment import (
     swap_background,
     training_transform,
     unlit_transform,
+    untaught_by_relit,
 )
 from vitiseg.data.dataset_format import load_dataset
 from vitiseg.data.resize import resize_long_side
@@ -633,7 +634,7 @@ def test_relit_photos_can_leave_the_depigmented_output_untaught():
     def samples(share: float, skip: tuple[str, ...] = ()) -> list[dict[str, torch.Tensor]]:
         augment = AugmentSettings(
             white_balance=1.0,
-            white_balance_teaches_depigmented=False,
+            white_balance_teaches=("skin", "lesion"),
             white_balance_skip_datasets=skip,
             **settings,
         )
@@ -664,6 +665,29 @@ def test_relit_photos_can_leave_the_depigmented_output_untaught():
     for sample, reference in zip(spared, (plain[i] for i in range(8)), strict=True):
         assert torch.equal(sample["image"], reference["image"])
         assert sample["valid"][2].any() and torch.equal(sample["valid"], reference["valid"])
+
+
+def test_relit_photos_teach_only_the_outputs_named():
+    photo = np.random.default_rng(3).integers(60, 200, (48, 48, 3)).astype(np.uint8)
+    lesion = np.zeros((48, 48), bool)
+    lesion[10:30, 10:30] = True
+    skin = np.ones((48, 48), bool)
+    case = LoadedCase(None, "p", photo, *targets_from_masks(skin, lesion, (48, 48), lesion))
+    settings = dict(crop=48, colour=0, noise_blur=0, scale=(1.0, 1.0), rotate_deg=0)
+    augment = AugmentSettings(white_balance=1.0, white_balance_teaches=("lesion",), **settings)
+    assert untaught_by_relit(augment) == (0, 2)
+    data = SegmentationDataset(
+        [case] * 4,
+        training_transform(AugmentSettings(**settings)),
+        relit_transform=relit_transform(augment),
+        relit_share=1.0,
+        relit_untaught=untaught_by_relit(augment),
+    )
+    for i in range(4):
+        valid = data[i]["valid"]
+        assert not valid[0].any() and valid[1].any() and not valid[2].any()
+    with pytest.raises(ValueError, match="unknown outputs"):
+        AugmentSettings(white_balance_teaches=("lesions",))
 
 
 def test_white_balance_can_skip_named_datasets():

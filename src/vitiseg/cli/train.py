@@ -8,7 +8,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from vitiseg.cli._hydra import output_dir, run_hydra
-from vitiseg.data.augment import AugmentSettings
+from vitiseg.data.augment import OUTPUTS, AugmentSettings
 from vitiseg.training.settings import DatasetSpec, TrainSettings
 from vitiseg.training.trainer import train
 
@@ -81,9 +81,7 @@ def settings_from_config(cfg: DictConfig) -> TrainSettings:
                 "white_balance_spares_depigmented_truth", False
             ),
             white_balance_skip_datasets=tuple(cfg.augment.get("white_balance_skip_datasets", ())),
-            white_balance_teaches_depigmented=cfg.augment.get(
-                "white_balance_teaches_depigmented", True
-            ),
+            white_balance_teaches=tuple(cfg.augment.get("white_balance_teaches", OUTPUTS)),
         ),
         batch_size=trainer.batch_size,
         samples_per_epoch=trainer.samples_per_epoch,

@@ -10,6 +10,9 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+# The per-pixel outputs in target order (vitiseg.data.torch_dataset).
+OUTPUTS: tuple[str, ...] = ("skin", "lesion", "depigmented")
+
 
 @dataclass(frozen=True)
 class AugmentSettings:
@@ -46,12 +49,15 @@ class AugmentSettings:
     # Dataset folders (their labels) whose photos are never re-lit: the choice by set that
     # the flag above makes by mask, e.g. the painted sets alone.
     white_balance_skip_datasets: tuple[str, ...] = ()
-    # False: a re-lit photo does not teach the depigmented output (its depigmented mask counts
-    # as unannotated), so the lesion and skin outputs learn to ignore the cast while the
-    # depigmented output keeps learning the photos' own colours (docs/model.md, session 50).
-    white_balance_teaches_depigmented: bool = True
+    # The outputs a re-lit photo teaches; its masks of the others count as unannotated. Without
+    # "depigmented" that output keeps learning the photos' own colours while the others learn
+    # to ignore the cast (docs/model.md, session 50).
+    white_balance_teaches: tuple[str, ...] = OUTPUTS
 
     def __post_init__(self) -> None:
+        unknown = sorted(set(self.white_balance_teaches) - set(OUTPUTS))
+        if unknown:
+            raise ValueError(f"white_balance_teaches: unknown outputs {unknown}; known {OUTPUTS}")
         for name in ("background_swap", "pale_skin", "lighter_patch", "white_balance"):
             value = getattr(self, name)
             if not 0 <= value <= 1:
@@ -173,12 +179,18 @@ def unlit_transform(settings: AugmentSettings) -> A.Compose | None:
 
 
 def relit_transform(settings: AugmentSettings) -> A.Compose | None:
-    """With ``white_balance_teaches_depigmented`` off, the pipeline that always re-lights:
-    the dataset then picks it for a share ``white_balance`` of the photos itself (and hides
-    their depigmented masks), using a pipeline without re-lighting for the rest."""
-    if settings.white_balance <= 0 or settings.white_balance_teaches_depigmented:
+    """When re-lit photos teach only some outputs (``white_balance_teaches``), the pipeline
+    that always re-lights: the dataset then picks it for a share ``white_balance`` of the
+    photos itself (and hides their other masks), using a pipeline without re-lighting for
+    the rest."""
+    if settings.white_balance <= 0 or set(settings.white_balance_teaches) == set(OUTPUTS):
         return None
     return training_transform(replace(settings, white_balance=1.0))
+
+
+def untaught_by_relit(settings: AugmentSettings) -> tuple[int, ...]:
+    """Indices (skin 0, lesion 1, depigmented 2) of the outputs re-lit photos do not teach."""
+    return tuple(i for i, name in enumerate(OUTPUTS) if name not in settings.white_balance_teaches)
 
 
 def swap_background(image: np.ndarray, skin: np.ndarray, rng: np.random.Generator) -> np.ndarray:

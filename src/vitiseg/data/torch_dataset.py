@@ -162,6 +162,7 @@ class SegmentationDataset(Dataset):
         unlit_datasets: Collection[str] = (),
         relit_transform: A.Compose | None = None,
         relit_share: float = 0.0,
+        relit_untaught: Sequence[int] = (2,),
     ) -> None:
         self.cases = list(cases)
         self.transform = transform
@@ -173,9 +174,11 @@ class SegmentationDataset(Dataset):
         self.unlit_depigmented_truth = unlit_depigmented_truth
         self.unlit_datasets = frozenset(unlit_datasets)
         # When given, ``transform`` must not re-light: a share ``relit_share`` of the photos not
-        # spared takes this pipeline instead, and their depigmented masks count as unannotated.
+        # spared takes this pipeline instead, and their masks of the outputs
+        # ``relit_untaught`` (target indices) count as unannotated.
         self.relit_transform = relit_transform
         self.relit_share = relit_share
+        self.relit_untaught = tuple(relit_untaught)
         self.background_swap = background_swap
         self.lighter_patch = lighter_patch
         self.mean, self.std = tuple(mean), tuple(std)
@@ -216,8 +219,9 @@ class SegmentationDataset(Dataset):
                 image = lighten_healthy_patch(image, loaded.targets, loaded.valid, rng)
             if self.relit_transform is not None and not spared and rng.random() < self.relit_share:
                 transform = self.relit_transform
-                depigmented_valid = len(loaded.targets) + 2
-                masks[depigmented_valid] = np.zeros_like(masks[depigmented_valid])
+                for output in self.relit_untaught:
+                    valid = len(loaded.targets) + output
+                    masks[valid] = np.zeros_like(masks[valid])
             transform.set_random_state(rng, random.Random(int(rng.integers(2**63))))
             out = transform(image=image, masks=masks)
             image, masks = out["image"], out["masks"]

@@ -25,7 +25,12 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from vitiseg.data.augment import relit_transform, training_transform, unlit_transform
+from vitiseg.data.augment import (
+    relit_transform,
+    training_transform,
+    unlit_transform,
+    untaught_by_relit,
+)
 from vitiseg.data.dataset_format import load_dataset
 from vitiseg.data.splits import deterministic_rng, load_split, save_split, split_by_patient
 from vitiseg.data.torch_dataset import LoadedCase, SegmentationDataset, load_case, normalise
@@ -392,6 +397,7 @@ def train(settings: TrainSettings, specs: list[DatasetSpec], output_dir: Path) -
         unlit_datasets=settings.augment.white_balance_skip_datasets,
         relit_transform=relit,
         relit_share=settings.augment.white_balance,
+        relit_untaught=untaught_by_relit(settings.augment),
     )
 
     model = build_model(settings.arch, **settings.model_kwargs)
