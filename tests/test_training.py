@@ -573,16 +573,26 @@ def test_white_balance_relights_red_against_blue_keeps_masks_and_is_absent_when_
     assert tuple(jitter[0].temperature_limit) == (4500, 10000)
 
 
-def test_white_balance_can_spare_photos_with_depigmented_truth():
-    rng = np.random.default_rng(0)
-    photo = rng.integers(60, 200, (48, 48, 3)).astype(np.uint8)
+# Augmentation without geometry, colour or noise: only re-lighting changes a photo.
+_ONLY_RELIGHTING = dict(crop=48, colour=0, noise_blur=0, scale=(1.0, 1.0), rotate_deg=0)
+
+
+def _square_lesion_case(dataset: str, seed: int, *, exact: bool) -> LoadedCase:
+    """A 48-px photo with a square lesion; ``exact``: its depigmented mask is given too."""
+    photo = np.random.default_rng(seed).integers(60, 200, (48, 48, 3)).astype(np.uint8)
     lesion = np.zeros((48, 48), bool)
     lesion[10:30, 10:30] = True
-    painted = LoadedCase(
-        None, "painted", photo, *targets_from_masks(None, lesion, (48, 48), lesion)
+    depigmented = lesion if exact else None
+    return LoadedCase(
+        None, dataset, photo, *targets_from_masks(None, lesion, (48, 48), depigmented)
     )
-    real = LoadedCase(None, "real", photo, *targets_from_masks(None, lesion, (48, 48)))
-    settings = dict(crop=48, colour=0, noise_blur=0, scale=(1.0, 1.0), rotate_deg=0)
+
+
+def test_white_balance_can_spare_photos_with_depigmented_truth():
+    painted = _square_lesion_case("painted", 0, exact=True)
+    real = _square_lesion_case("real", 0, exact=False)
+    photo, lesion = painted.image, painted.targets[1].astype(bool)
+    settings = _ONLY_RELIGHTING
     spared = AugmentSettings(
         white_balance=1.0, white_balance_spares_depigmented_truth=True, **settings
     )
@@ -621,14 +631,8 @@ def test_white_balance_can_spare_photos_with_depigmented_truth():
 
 
 def test_relit_photos_can_leave_the_depigmented_output_untaught():
-    rng = np.random.default_rng(2)
-    photo = rng.integers(60, 200, (48, 48, 3)).astype(np.uint8)
-    lesion = np.zeros((48, 48), bool)
-    lesion[10:30, 10:30] = True
-    painted = LoadedCase(
-        None, "painted", photo, *targets_from_masks(None, lesion, (48, 48), lesion)
-    )
-    settings = dict(crop=48, colour=0, noise_blur=0, scale=(1.0, 1.0), rotate_deg=0)
+    painted = _square_lesion_case("painted", 2, exact=True)
+    settings = _ONLY_RELIGHTING
     assert relit_transform(AugmentSettings(white_balance=0.5, **settings)) is None
 
     def samples(share: float, skip: tuple[str, ...] = ()) -> list[dict[str, torch.Tensor]]:
@@ -668,12 +672,11 @@ def test_relit_photos_can_leave_the_depigmented_output_untaught():
 
 
 def test_relit_photos_teach_only_the_outputs_named():
-    photo = np.random.default_rng(3).integers(60, 200, (48, 48, 3)).astype(np.uint8)
-    lesion = np.zeros((48, 48), bool)
-    lesion[10:30, 10:30] = True
+    square = _square_lesion_case("p", 3, exact=True)
+    lesion = square.targets[1].astype(bool)
     skin = np.ones((48, 48), bool)
-    case = LoadedCase(None, "p", photo, *targets_from_masks(skin, lesion, (48, 48), lesion))
-    settings = dict(crop=48, colour=0, noise_blur=0, scale=(1.0, 1.0), rotate_deg=0)
+    case = LoadedCase(None, "p", square.image, *targets_from_masks(skin, lesion, (48, 48), lesion))
+    settings = _ONLY_RELIGHTING
     augment = AugmentSettings(white_balance=1.0, white_balance_teaches=("lesion",), **settings)
     assert untaught_by_relit(augment) == (0, 2)
     data = SegmentationDataset(
@@ -691,11 +694,10 @@ def test_relit_photos_teach_only_the_outputs_named():
 
 
 def test_white_balance_can_skip_named_datasets():
-    rng = np.random.default_rng(1)
-    photo = rng.integers(60, 200, (48, 48, 3)).astype(np.uint8)
+    photo = np.random.default_rng(1).integers(60, 200, (48, 48, 3)).astype(np.uint8)
     skin = np.zeros((48, 48), bool)
     skin[5:40, 5:40] = True
-    settings = dict(crop=48, colour=0, noise_blur=0, scale=(1.0, 1.0), rotate_deg=0)
+    settings = _ONLY_RELIGHTING
     skip_painted = AugmentSettings(
         white_balance=1.0, white_balance_skip_datasets=("painted",), **settings
     )
