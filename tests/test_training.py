@@ -649,6 +649,7 @@ def test_relit_photos_can_leave_the_depigmented_output_untaught():
             unlit_datasets=skip,
             relit_transform=relit_transform(augment),
             relit_share=share,  # 0: the same random stream, never re-lit
+            relit_untaught=untaught_by_relit(augment),
         )
         return [data[i] for i in range(8)]
 

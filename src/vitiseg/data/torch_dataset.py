@@ -162,7 +162,7 @@ class SegmentationDataset(Dataset):
         unlit_datasets: Collection[str] = (),
         relit_transform: A.Compose | None = None,
         relit_share: float = 0.0,
-        relit_untaught: Sequence[int] = (2,),
+        relit_untaught: Sequence[int] = (),
     ) -> None:
         self.cases = list(cases)
         self.transform = transform
