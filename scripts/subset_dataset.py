@@ -13,20 +13,19 @@ training (stage 6 draws the Fitzpatrick type I-II painted photos a fifth of the 
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import sys
 from pathlib import Path
 
+from vitiseg.data.dataset_format import read_cases_csv, write_cases_csv
+
 
 def write_subset(source: Path, target: Path, column: str, values: set[str]) -> int:
     """Write the subset folder; returns the number of cases kept."""
-    with (source / "cases.csv").open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        fields = list(reader.fieldnames or [])
-        if column not in fields:
-            raise ValueError(f"{source / 'cases.csv'}: no column {column!r} (has {fields})")
-        kept = [row for row in reader if row[column] in values]
+    rows = read_cases_csv(source / "cases.csv")
+    if rows and column not in rows[0]:
+        raise ValueError(f"{source / 'cases.csv'}: no column {column!r} (has {list(rows[0])})")
+    kept = [row for row in rows if row[column] in values]
     if not kept:
         raise ValueError(f"{source / 'cases.csv'}: no case has {column} in {sorted(values)}")
     if target.exists():
@@ -36,10 +35,7 @@ def write_subset(source: Path, target: Path, column: str, values: set[str]) -> i
         if (source / folder).is_dir():
             relative = os.path.relpath((source / folder).resolve(), target.resolve())
             (target / folder).symlink_to(relative, target_is_directory=True)
-    with (target / "cases.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(kept)
+    write_cases_csv(target / "cases.csv", kept)
     return len(kept)
 
 
@@ -52,7 +48,7 @@ def main() -> None:
     args = parser.parse_args()
     try:
         kept = write_subset(args.source, args.target, args.column, set(args.values))
-    except (ValueError, FileExistsError, FileNotFoundError) as error:
+    except (ValueError, FileExistsError) as error:  # DatasetFormatError is a ValueError
         sys.exit(str(error))
     print(f"{args.target}: {kept} cases of {args.source} with {args.column} in {args.values}")
 
