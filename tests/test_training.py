@@ -1177,6 +1177,11 @@ def test_dataset_weights_keyed_by_an_unknown_folder_are_refused(tmp_path):
             ["vitiligo-web", "skin-photos", "painted-train-split"],
             (None, 17),
         ),
+        (
+            "default_model_relit_lesion",
+            ["vitiligo-web", "skin-photos", "painted-train-split", "painted-light-train"],
+            (None, 10),
+        ),
     ],
 )
 def test_default_recipe_configs_weight_the_folders_their_commands_name(
@@ -1237,6 +1242,25 @@ def test_the_coarse_label_options_reach_the_settings(tmp_path):
     assert settings_from_config(plain).lovasz is False
     assert settings_from_config(lovasz).lovasz == ("lesion",)
     assert settings_from_config(lovasz).dice_per_image == ("lesion",)
+
+
+def test_the_relit_recipe_relights_all_but_skin_photos_for_the_lesion_output_only(tmp_path):
+    from hydra import compose, initialize_config_dir
+
+    from vitiseg.cli.train import settings_from_config
+    from vitiseg.paths import config_dir
+
+    dataset = make_tiny_dataset(tmp_path / "vitiligo-web")
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        relit = compose(
+            config_name="train",
+            overrides=[f"dataset={dataset}", "experiment=default_model_relit_lesion"],
+        )
+    augment = settings_from_config(relit).augment
+    assert augment.white_balance == 0.7
+    assert augment.white_balance_teaches == ("lesion",)
+    assert augment.white_balance_skip_datasets == ("skin-photos",)
+    assert settings_from_config(relit).lr == 3e-4
 
 
 def test_evaluation_summary_compares_flagged_with_unflagged_cases():
