@@ -73,3 +73,34 @@ def test_eval_reports_model_vasi_against_truth(tmp_path, tiny_model_dir):
     assert block["true_masks_vs_generator"]["max_abs_difference"] < 1e-9
     assert block["model_vs_generator"]["mae"] >= 0
     assert (out / "vasi_bland_altman.png").stat().st_size > 1000
+
+
+def test_evaluation_hands_on_the_masks_it_scored(tmp_path, tiny_model_dir):
+    from vitiseg.evaluation.evaluate import evaluate_cases
+    from vitiseg.inference.predictor import Predictor
+    from vitiseg.io.images import read_rgb
+
+    dataset = _synth(tmp_path, n=3)
+    cases = load_dataset(dataset)
+    predictor = Predictor.from_folder(tiny_model_dir)
+    seen = {}
+
+    def record(case, skin, lesion, depigmented):
+        seen[case.case_id] = (skin, lesion, depigmented)
+
+    results = evaluate_cases(predictor, cases, on_masks=record)
+    assert [r.case_id for r in results] == [c.case_id for c in cases] == list(seen)
+    for case in cases:  # the masks running the model again would give
+        again = predictor.segment(read_rgb(case.image_path))
+        for handed, expected in zip(seen[case.case_id], again, strict=True):
+            assert (handed is None and expected is None) or np.array_equal(handed, expected)
+
+
+def test_vasi_agreement_takes_the_models_vasi_per_case(tmp_path):
+    dataset = _synth(tmp_path, n=3)
+    cases = load_dataset(dataset)
+    truth = load_truth(dataset)
+    model_vasi = {case.case_id: float(i) for i, case in enumerate(cases)}
+    agreement = vasi_agreement(cases, truth, VasiConfig(), model_vasi)
+    np.testing.assert_array_equal(agreement.from_model, [0.0, 1.0, 2.0])
+    assert vasi_agreement(cases, truth, VasiConfig()).from_model is None

@@ -18,10 +18,14 @@ from vitiseg.evaluation.evaluate import (
     worst_cases,
 )
 from vitiseg.evaluation.gallery import write_gallery
-from vitiseg.evaluation.vasi_truth import load_truth, vasi_agreement, write_bland_altman
+from vitiseg.evaluation.vasi_truth import (
+    load_truth,
+    masks_vasi,
+    vasi_agreement,
+    write_bland_altman,
+)
 from vitiseg.inference.factory import predictor_from_config
 from vitiseg.io.atomic import write_json_atomic, write_text_atomic
-from vitiseg.io.images import read_rgb
 from vitiseg.quality import quality_config_from_mapping
 from vitiseg.vasi import load_vasi_config
 
@@ -42,19 +46,26 @@ def task(cfg: DictConfig) -> int:
         raise ValueError(f"{dataset}: no cases to evaluate (split={cfg.split})")
     predictor, model_dir = predictor_from_config(cfg.checkpoint, cfg.infer)
     quality = quality_config_from_mapping(OmegaConf.to_container(cfg.quality))
-    results = evaluate_cases(predictor, cases, quality)
+    truth = load_truth(dataset)  # a synthetic set's designed VASI, if it has one
+    vasi_config = load_vasi_config(cfg.vasi)
+    model_vasi: dict[str, float] = {}
+
+    def record_model_vasi(case, skin, lesion, depigmented):
+        if case.case_id in truth:
+            model_vasi[case.case_id] = masks_vasi(
+                truth[case.case_id], vasi_config, skin, lesion, depigmented
+            )
+
+    results = evaluate_cases(
+        predictor, cases, quality, on_masks=record_model_vasi if truth is not None else None
+    )
     summary = summarise(results)
     summary["model"] = {"folder": str(model_dir), "model_id": predictor.metadata.model_id}
     summary["dataset"] = {"path": str(dataset), "split": cfg.split, "n_cases": len(cases)}
     # Flip averaging and working size change every figure: a summary says which it used.
     summary["inference"] = OmegaConf.to_container(cfg.infer, resolve=True)
-    truth = load_truth(dataset)
     if truth is not None:
-
-        def predict_masks(case):
-            return predictor.segment(read_rgb(case.image_path))
-
-        agreement = vasi_agreement(cases, truth, load_vasi_config(cfg.vasi), predict_masks)
+        agreement = vasi_agreement(cases, truth, vasi_config, model_vasi)
         summary["vasi_vs_truth"] = agreement.to_dict()
         write_bland_altman(agreement, out / "vasi_bland_altman.png")
     write_json_atomic(out / "summary.json", summary)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,17 +90,24 @@ def true_affected_fraction(truth: dict[str, np.ndarray | None]) -> float | None:
     return affected_fraction(depigmented, truth["skin"])
 
 
+# Called with a case and the model's skin, lesion and depigmented (or None) masks.
+MaskHook = Callable[[Case, np.ndarray, np.ndarray, np.ndarray | None], None]
+
+
 def evaluate_case(
     predictor: Predictor,
     case: Case,
     *,
     keep_masks: bool = False,
     quality: QualityConfig | None = None,
+    on_masks: MaskHook | None = None,
 ) -> CaseResult:
     rgb = read_rgb(case.image_path)
     prediction = predictor.predict(rgb)
     skin_pred, lesion_pred = predictor.masks(prediction, rgb)
     depigmented_pred = predictor.depigmented_mask(prediction, lesion_pred, rgb, skin_pred)
+    if on_masks is not None:  # more measures of the same masks without running the model again
+        on_masks(case, skin_pred, lesion_pred, depigmented_pred)
     # As scoring raises them: from the photo and the model's output only, never the truth.
     flags = assess_quality(
         rgb,
@@ -163,10 +170,13 @@ def evaluate_case(
 
 
 def evaluate_cases(
-    predictor: Predictor, cases: Sequence[Case], quality: QualityConfig | None = None
+    predictor: Predictor,
+    cases: Sequence[Case],
+    quality: QualityConfig | None = None,
+    on_masks: MaskHook | None = None,
 ) -> list[CaseResult]:
     return [
-        evaluate_case(predictor, case, quality=quality)
+        evaluate_case(predictor, case, quality=quality, on_masks=on_masks)
         for case in tqdm(cases, desc="evaluating", unit="photo", dynamic_ncols=True)
     ]
 

@@ -9,7 +9,7 @@ the model's masks (measures the model).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,17 +68,30 @@ class VasiAgreement:
         return out
 
 
+def masks_vasi(
+    case_truth: dict[str, Any],
+    config: VasiConfig,
+    skin: np.ndarray | None,
+    lesion: np.ndarray,
+    depigmented: np.ndarray | None,
+) -> float:
+    """VASI of one photo's masks (true or the model's) in the generator's region."""
+    return score_region(
+        skin, lesion, case_truth["region"], config=config, depigmented=depigmented
+    ).vasi
+
+
 def vasi_agreement(
     cases: list[Case],
     truth: dict[str, Any],
     config: VasiConfig,
-    predict_masks: Callable[[Case], tuple[np.ndarray, np.ndarray, np.ndarray | None]]
-    | None = None,
+    model_vasi: Mapping[str, float] | None = None,
 ) -> VasiAgreement:
     """Per-photo VASI: designed, from the true masks, and (optionally) from the model.
 
-    ``predict_masks`` returns skin, lesion and depigmented masks (None from a two-output
-    model); a set with ``masks/depigmented`` is scored from outlines and exact pixels alike.
+    ``model_vasi`` maps case ids to the VASI of the model's masks (:func:`masks_vasi`),
+    measured while the photos were evaluated, so the model runs once per photo; a set
+    with ``masks/depigmented`` is scored from outlines and exact pixels alike.
     """
     ids, generator, measured, predicted = [], [], [], []
     for case in cases:
@@ -89,24 +102,16 @@ def vasi_agreement(
         lesion = read_mask(case.lesion_mask_path)
         path = case.depigmented_mask_path
         depigmented = read_mask(path) if path else None
-        region = case_truth["region"]
         ids.append(case.case_id)
         generator.append(generator_vasi(case_truth, config))
-        measured.append(
-            score_region(skin, lesion, region, config=config, depigmented=depigmented).vasi
-        )
-        if predict_masks is not None:
-            skin_pred, lesion_pred, depigmented_pred = predict_masks(case)
-            predicted.append(
-                score_region(
-                    skin_pred, lesion_pred, region, config=config, depigmented=depigmented_pred
-                ).vasi
-            )
+        measured.append(masks_vasi(case_truth, config, skin, lesion, depigmented))
+        if model_vasi is not None:
+            predicted.append(model_vasi[case.case_id])
     return VasiAgreement(
         ids,
         np.asarray(generator),
         np.asarray(measured),
-        np.asarray(predicted) if predict_masks is not None else None,
+        np.asarray(predicted) if model_vasi is not None else None,
     )
 
 
