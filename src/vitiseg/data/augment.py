@@ -10,8 +10,10 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from vitiseg.models.metadata import OUTPUT_NAMES_WITH_DEPIGMENTED
+
 # The per-pixel outputs in target order (vitiseg.data.torch_dataset).
-OUTPUTS: tuple[str, ...] = ("skin", "lesion", "depigmented")
+OUTPUTS: tuple[str, ...] = OUTPUT_NAMES_WITH_DEPIGMENTED
 
 
 @dataclass(frozen=True)
