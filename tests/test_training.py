@@ -573,6 +573,34 @@ def test_white_balance_relights_red_against_blue_keeps_masks_and_is_absent_when_
     assert tuple(jitter[0].temperature_limit) == (4500, 10000)
 
 
+def test_white_balance_exposure_scales_a_relit_photo_and_changes_nothing_when_unset():
+    photo = np.full((32, 32, 3), 128, np.uint8)
+    masks = np.random.default_rng(0).integers(0, 2, (32, 32)).astype(np.uint8)
+    settings = dict(crop=32, colour=0, noise_blur=0, scale=(1.0, 1.0), rotate_deg=0)
+
+    def greens(exposure: tuple[float, float]) -> list[float]:
+        transform = training_transform(
+            AugmentSettings(white_balance=1.0, white_balance_exposure=exposure, **settings)
+        )
+        transform.set_random_seed(0)
+        values = []
+        for _ in range(20):
+            out = transform(image=photo, mask=masks)
+            assert set(np.unique(out["mask"])) <= {0, 1}
+            values.append(float(out["image"][16, 16, 1]))  # green: the illuminant's reference
+        return values
+
+    assert max(abs(g - 0.7 * 128) for g in greens((0.7, 0.7))) <= 1
+    spread = greens((0.7, 1.3))
+    assert min(spread) < 115 and max(spread) > 141
+    # Unset, the pipeline is the plain re-lighting, so older recipes draw the same stream.
+    plain = training_transform(AugmentSettings(white_balance=0.7, **settings))
+    assert any(isinstance(t, A.PlanckianJitter) and t.p == 0.7 for t in plain.transforms)
+    assert not any(isinstance(t, A.Sequential) for t in plain.transforms)
+    with pytest.raises(ValueError, match="white_balance_exposure"):
+        AugmentSettings(white_balance_exposure=(1.3, 1.1))
+
+
 # Augmentation without geometry, colour or noise: only re-lighting changes a photo.
 _ONLY_RELIGHTING = dict(crop=48, colour=0, noise_blur=0, scale=(1.0, 1.0), rotate_deg=0)
 

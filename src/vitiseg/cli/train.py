@@ -77,6 +77,9 @@ def settings_from_config(cfg: DictConfig) -> TrainSettings:
             white_balance_kelvin=tuple(
                 cfg.augment.get("white_balance_kelvin", AugmentSettings.white_balance_kelvin)
             ),
+            white_balance_exposure=tuple(
+                cfg.augment.get("white_balance_exposure", AugmentSettings.white_balance_exposure)
+            ),
             white_balance_spares_depigmented_truth=cfg.augment.get(
                 "white_balance_spares_depigmented_truth", False
             ),

@@ -42,6 +42,9 @@ class AugmentSettings:
     # From warm indoor light (red x1.19, blue x0.81 at 5000 K) to shade (x0.91, x1.26 at
     # 9000 K); the channel gains are relative to green.
     white_balance_kelvin: tuple[int, int] = (5000, 9000)
+    # A re-lit photo's exposure gain, drawn from this range (all channels alike): a re-lit
+    # photo also stands for one taken darker or brighter. (1, 1) leaves exposure alone.
+    white_balance_exposure: tuple[float, float] = (1.0, 1.0)
     # Leave photos with an exact depigmented mask (painted) in their own colours: they teach
     # the depigmented output exact colours, and re-lighting all photos cost that output
     # 0.03-0.05 Dice (docs/model.md, session 48). Sparing them keeps that Dice but not the
@@ -70,6 +73,12 @@ class AugmentSettings:
             raise ValueError(
                 "white_balance_kelvin must satisfy 3000 <= low <= 6000 <= high <= 15000, "
                 f"got {self.white_balance_kelvin}"
+            )
+        low, high = self.white_balance_exposure
+        if not 0.5 <= low <= high <= 2.0:
+            raise ValueError(
+                "white_balance_exposure must satisfy 0.5 <= low <= high <= 2, "
+                f"got {self.white_balance_exposure}"
             )
 
 
@@ -118,9 +127,20 @@ def white_balance_transforms(settings: AugmentSettings) -> list[A.BasicTransform
     if settings.white_balance <= 0:
         return []
     kelvin = tuple(settings.white_balance_kelvin)
-    return [
-        A.PlanckianJitter(mode="blackbody", temperature_limit=kelvin, p=settings.white_balance)
+    if tuple(settings.white_balance_exposure) == (1.0, 1.0):
+        return [
+            A.PlanckianJitter(mode="blackbody", temperature_limit=kelvin, p=settings.white_balance)
+        ]
+    relight_and_expose = [
+        A.PlanckianJitter(mode="blackbody", temperature_limit=kelvin, p=1.0),
+        A.MultiplicativeNoise(
+            multiplier=tuple(settings.white_balance_exposure),
+            per_channel=False,
+            elementwise=False,
+            p=1.0,
+        ),
     ]
+    return [A.Sequential(relight_and_expose, p=settings.white_balance)]
 
 
 def training_transform(settings: AugmentSettings) -> A.Compose:
