@@ -5,6 +5,8 @@ Clinics and phones differ in white balance and exposure. This probe scores a mod
 labelled dataset's photos as they are and re-lit: red and blue channel gains of a warmer or
 cooler illuminant (green, the reference, unchanged) and a darker or brighter exposure. The
 masks stay the same, so any change in Dice is the model's sensitivity to lighting alone.
+It also prints how the outlined lesion area moves against the photo as taken (median ratio
+over photos): a comparison of two visits reads change from that area.
 
     python scripts/white_balance_probe.py --dataset DATA/vitiligo-web \
         --split-file RUN/split.json --part val [--checkpoint MODEL] [--tta --scales 0.75 1 1.25]
@@ -66,29 +68,40 @@ def main() -> None:
     if not cases:
         sys.exit(f"{args.dataset}: no photos with lesion masks to score")
     dice: dict[str, list[float]] = {name: [] for name in LIGHTINGS}
+    # Lesion pixels outlined: a comparison of two visits reads change from this area.
+    area: dict[str, list[int]] = {name: [] for name in LIGHTINGS}
     for case in cases:
         rgb, truth = read_rgb(case.image_path), read_mask(case.mask_path("lesion"))
         for name, gains in LIGHTINGS.items():
             photo = relit(rgb, gains)
             _, lesion = predictor.masks(predictor.predict(photo), photo)
             dice[name].append(score_masks(lesion, truth, with_hd95=False).dice)
+            area[name].append(int(lesion.sum()))
 
     print(f"{model_dir}: {len(cases)} photos, tta={args.tta}, scales={args.scales}")
     as_taken = np.array(dice["as taken"])
+    area_taken = np.maximum(np.array(area["as taken"]), 1)
     shifted = []
     for name, values in dice.items():
         values = np.array(values)
         change = values - as_taken
         if name != "as taken":
             shifted.append(values.mean())
+        area_ratio = np.array(area[name]) / area_taken
+        low, median, high = np.percentile(area_ratio, [25, 50, 75])
         print(
             f"  {name:12s} lesion Dice {values.mean():.3f}  change {change.mean():+.3f} "
-            f"(worse on {int(np.sum(change < 0))} photos)"
+            f"(worse on {int(np.sum(change < 0))} photos); lesion area x{median:.3f} "
+            f"(median; quartiles {low:.3f}-{high:.3f}; smaller on {int(np.sum(area_ratio < 1))})"
         )
     print(f"  mean over the five re-lit versions: {np.mean(shifted):.3f}")
     if args.json:
         cases_out = [
-            {"case_id": case.case_id, **{name: dice[name][i] for name in LIGHTINGS}}
+            {
+                "case_id": case.case_id,
+                **{name: dice[name][i] for name in LIGHTINGS},
+                "lesion_px": {name: area[name][i] for name in LIGHTINGS},
+            }
             for i, case in enumerate(cases)
         ]
         Path(args.json).write_text(json.dumps(cases_out, indent=1))

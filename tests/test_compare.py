@@ -23,6 +23,7 @@ from vitiseg.compare import (
     identity_alignment,
     write_pair_outputs,
 )
+from vitiseg.compare.lighting import lighting_change, lighting_note, normal_skin_colour
 from vitiseg.compare.manifest import (
     ManifestError,
     compare_manifest,
@@ -482,3 +483,50 @@ def test_a_manifest_region_with_several_photos_a_visit_notes_each_light_photo(tm
     assert outcome.compared and outcome.comparison is None  # scored photo by photo
     light = [n.split(":")[0] for n in outcome.note.split(" | ") if "light skin" in n]
     assert light == ["baseline photo V0a.png", "follow-up photo V1b.png"]
+
+
+def test_normal_skin_colour_ignores_lesions_clipped_pixels_and_small_areas():
+    skin, lesion, _ = face_visits()
+    photo = np.full((*skin.shape, 3), (190, 140, 110), np.uint8)
+    photo[lesion] = (240, 235, 230)  # the patches are lighter: never part of the reference
+    photo[:20, :] = (255, 255, 255)  # a clipped strip on the skin's top edge
+    np.testing.assert_allclose(normal_skin_colour(photo, skin, lesion), (190, 140, 110))
+    tiny = np.zeros_like(skin)
+    tiny[100:110, 100:110] = True  # 100 px: too few for a median worth trusting
+    assert normal_skin_colour(photo, tiny, np.zeros_like(skin)) is None
+
+
+def test_lighting_change_reads_exposure_and_white_balance_from_the_normal_skin():
+    colour = np.array([190.0, 140.0, 110.0])
+    darker = lighting_change(colour, colour * 0.85)
+    assert darker.exposure == pytest.approx(0.85) and darker.red_blue == pytest.approx(1.0)
+    bluer = lighting_change(colour, colour * (0.9, 1.0, 1.1))
+    assert bluer.exposure == pytest.approx(1.0) and bluer.red_blue == pytest.approx(0.9 / 1.1)
+    assert "15% darker" in lighting_note(darker, 0.1)
+    assert "18% bluer" in lighting_note(bluer, 0.1)
+    assert lighting_note(lighting_change(colour, colour * 1.05), 0.1) is None  # within 10 %
+    assert "5% brighter" in lighting_note(lighting_change(colour, colour * 1.05), 0.04)
+
+
+def test_a_comparison_notes_a_follow_up_taken_darker_and_writes_the_change(tmp_path):
+    skin, before, after = face_visits()
+    photo = np.full((*skin.shape, 3), (190, 140, 110), np.uint8)
+    photo[before] = (235, 220, 205)
+    segment = lambda rgb: (skin, before if rgb is photo else after)  # noqa: E731
+    same = compare_photos(photo, photo.copy(), segment, "face", align_method="none")
+    assert same.lighting.exposure == pytest.approx(1.0)
+    assert not any("lighting" in note for note in same.comparison.notes)
+    darker = np.rint(photo * 0.85).astype(np.uint8)
+    result = compare_photos(photo, darker, segment, "face", align_method="none")
+    assert result.lighting.exposure == pytest.approx(0.85, abs=0.01)
+    assert any(note.startswith("lighting changed") for note in result.comparison.notes)
+    lenient = QualityConfig(max_lighting_change=0.2)
+    quiet = compare_photos(photo, darker, segment, "face", align_method="none", quality=lenient)
+    assert not any("lighting" in note for note in quiet.comparison.notes)
+    write_pair_outputs(tmp_path, result, photo, darker, panels=False)
+    data = json.loads((tmp_path / "comparison.json").read_text())
+    assert data["lighting"]["exposure"] == pytest.approx(0.85, abs=0.01)
+    with open(tmp_path / "comparison.csv", newline="") as stream:
+        (row,) = list(csv.DictReader(stream))
+    assert float(row["lighting_exposure"]) == pytest.approx(0.85, abs=0.01)
+    assert "lighting changed" in row["notes"]

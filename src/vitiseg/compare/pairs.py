@@ -27,6 +27,12 @@ from vitiseg.compare.align import (
     warp_to_baseline,
 )
 from vitiseg.compare.change import Comparison, compare_masks
+from vitiseg.compare.lighting import (
+    LightingChange,
+    lighting_change,
+    lighting_note,
+    normal_skin_colour,
+)
 from vitiseg.compare.panels import blink_gif, change_map_image, checkerboard, side_by_side
 from vitiseg.io.atomic import (
     write_bytes_atomic,
@@ -73,6 +79,8 @@ COMPARISON_COLUMNS = (
     "alignment_reprojection_error_px",
     "alignment_ecc_correlation",
     "alignment_overlap",
+    "lighting_exposure",
+    "lighting_red_blue",
     "notes",
 )
 
@@ -85,10 +93,13 @@ class PairResult:
         comparison: Scores, response, change map and alignment.
         aligned_followup: (H, W, 3) uint8 RGB follow-up in the baseline frame (black outside
             its field of view); None when the alignment was unreliable.
+        lighting: How the normal skin's exposure and red/blue balance moved between the
+            photos; None when either photo shows too little normal skin.
     """
 
     comparison: Comparison
     aligned_followup: np.ndarray | None
+    lighting: LightingChange | None = None
 
 
 def align_photos(
@@ -176,10 +187,15 @@ def compare_photos(
         for visit, rgb, skin, lesion in visits
         if (note := light_skin_note(f"{visit} photo", rgb, skin, lesion, quality))
     ]
-    if light_skin_notes:
-        comparison = dataclasses.replace(comparison, notes=(*comparison.notes, *light_skin_notes))
+    colours = [normal_skin_colour(rgb, skin, lesion) for _, rgb, skin, lesion in visits]
+    lighting = None if any(c is None for c in colours) else lighting_change(*colours)
+    tolerance = (quality or QualityConfig()).max_lighting_change
+    lighting_notes = [] if lighting is None else [lighting_note(lighting, tolerance)]
+    extra_notes = [note for note in (*lighting_notes, *light_skin_notes) if note]
+    if extra_notes:
+        comparison = dataclasses.replace(comparison, notes=(*comparison.notes, *extra_notes))
     aligned = warp_to_baseline(followup_rgb, alignment) if comparison.labels is not None else None
-    return PairResult(comparison=comparison, aligned_followup=aligned)
+    return PairResult(comparison=comparison, aligned_followup=aligned, lighting=lighting)
 
 
 def light_skin_note(
@@ -199,7 +215,9 @@ def light_skin_note(
     return None
 
 
-def comparison_row(comparison: Comparison, **identifiers: Any) -> dict[str, Any]:
+def comparison_row(
+    comparison: Comparison, lighting: LightingChange | None = None, **identifiers: Any
+) -> dict[str, Any]:
     """One flat CSV row (``COMPARISON_COLUMNS`` plus any identifiers given, first)."""
     result = comparison.response
     areas = comparison.areas
@@ -224,6 +242,8 @@ def comparison_row(comparison: Comparison, **identifiers: Any) -> dict[str, Any]
         "alignment_reprojection_error_px": alignment.reprojection_error_px,
         "alignment_ecc_correlation": alignment.ecc_correlation,
         "alignment_overlap": alignment.overlap,
+        "lighting_exposure": None if lighting is None else lighting.exposure,
+        "lighting_red_blue": None if lighting is None else lighting.red_blue,
         "notes": " | ".join(comparison.notes),
     }
     for name in (
@@ -286,13 +306,19 @@ def write_pair_outputs(
     files: dict[str, str] = {}
     if panels:
         files.update(_write_pictures(out_dir, result, baseline_rgb, followup_rgb, panel_max_side))
-    row = comparison_row(comparison, **identifiers)
+    row = comparison_row(comparison, result.lighting, **identifiers)
     columns = [*[key for key in identifiers if key not in COMPARISON_COLUMNS], *COMPARISON_COLUMNS]
     write_text_atomic(out_dir / "comparison.csv", csv_text([row], columns))
     files["csv"] = "comparison.csv"
     files["json"] = "comparison.json"
     write_json_atomic(
-        out_dir / "comparison.json", {**identifiers, **comparison.to_dict(), "files": files}
+        out_dir / "comparison.json",
+        {
+            **identifiers,
+            **comparison.to_dict(),
+            "lighting": None if result.lighting is None else result.lighting.to_dict(),
+            "files": files,
+        },
     )
     return files
 

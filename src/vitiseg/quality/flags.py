@@ -92,6 +92,10 @@ class QualityConfig:
             (non-lesion) skin the model found is above this, in degrees. 41 is where "light"
             begins (Del Bino); cross-validated, the default model scored lesion Dice 0.24 on
             such photos against 0.47 on the rest, missing most lesions (docs/model.md).
+        max_lighting_change: A comparison of two visits notes a change of lighting when the
+            median of the normal skin's green level, or its red/blue ratio, differs between
+            the photos by more than this (relative, either way): the default model outlines
+            less lesion on darker or bluer photos (docs/compare_and_cohort.md).
     """
 
     analysis_long_side: int = 512
@@ -116,10 +120,13 @@ class QualityConfig:
     min_depigmented_share: float = 0.25
     depigmented_share_min_lesion: float = 0.001
     light_skin_min_ita: float = 41.0
+    max_lighting_change: float = 0.1
 
     def __post_init__(self) -> None:
         if self.analysis_long_side < 16:
             raise ValueError("analysis_long_side: must be >= 16")
+        if not self.max_lighting_change > 0:
+            raise ValueError("max_lighting_change: must be > 0")
         for low, high in (
             ("ambiguous_low", "ambiguous_high"),
             ("skin_ambiguous_low", "skin_ambiguous_high"),

@@ -1,0 +1,85 @@
+"""Did the lighting change between two visits? Measured on the normal skin of both photos.
+
+The default model reads lightness and colour: on the 27 validation photos made 15 % darker
+it outlined a median 18 % less lesion, 15 % brighter 11 % more, and on photos 10 % bluer its
+lesion Dice fell from 0.67 to 0.51 (docs/compare_and_cohort.md). A follow-up photo taken
+darker, brighter or under other light than the baseline can therefore show a "response"
+that is partly the photo's. The patient's own normal skin (skin outside
+the lesions in each photo) is the reference both photos share, so the ratio of its median
+colour between the visits estimates the change of exposure and white balance. A tan moves
+it too; the note says so. Pure NumPy; no alignment needed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# Pixels with a channel at or above this are clipped and carry no ratio.
+_CLIPPED = 250
+# Pixels with a channel at or below this are noise.
+_BLACK = 5
+# Fewer normal-skin pixels than this give no reliable median.
+_MIN_PIXELS = 500
+
+
+@dataclass(frozen=True)
+class LightingChange:
+    """How the follow-up photo's normal skin differs from the baseline's.
+
+    Attributes:
+        exposure: Follow-up / baseline median green level (green is the reference channel
+            of a white balance): 0.85 = the follow-up's normal skin is 15 % darker.
+        red_blue: The follow-up's median red / blue ratio over the baseline's: below 1 the
+            follow-up is bluer (cooler light), above 1 redder (warmer light or a tan).
+    """
+
+    exposure: float
+    red_blue: float
+
+    def to_dict(self) -> dict[str, float]:
+        return {"exposure": round(self.exposure, 4), "red_blue": round(self.red_blue, 4)}
+
+
+def normal_skin_colour(rgb: np.ndarray, skin: np.ndarray, lesion: np.ndarray) -> np.ndarray | None:
+    """Median (R, G, B) of the skin outside the lesion, leaving out clipped and black
+    pixels; None when fewer than 500 such pixels remain."""
+    normal = np.asarray(skin, bool) & ~np.asarray(lesion, bool)
+    pixels = np.asarray(rgb)[normal]
+    usable = (pixels < _CLIPPED).all(axis=1) & (pixels > _BLACK).all(axis=1)
+    if int(usable.sum()) < _MIN_PIXELS:
+        return None
+    return np.median(pixels[usable].astype(np.float64), axis=0)
+
+
+def lighting_change(baseline_colour: np.ndarray, followup_colour: np.ndarray) -> LightingChange:
+    """The change from the baseline's normal-skin colour to the follow-up's (each (R, G, B))."""
+    base_r, base_g, base_b = (float(v) for v in baseline_colour)
+    follow_r, follow_g, follow_b = (float(v) for v in followup_colour)
+    return LightingChange(
+        exposure=follow_g / base_g,
+        red_blue=(follow_r / follow_b) / (base_r / base_b),
+    )
+
+
+def lighting_note(change: LightingChange, tolerance: float) -> str | None:
+    """A plain-language note when exposure or red/blue balance moved by more than
+    ``tolerance`` (relative, either way); None otherwise."""
+    parts = []
+    for ratio, lower, higher in (
+        (change.exposure, "darker", "brighter"),
+        (change.red_blue, "bluer", "redder"),
+    ):
+        if ratio < 1 / (1 + tolerance) or ratio > 1 + tolerance:
+            word = lower if ratio < 1 else higher
+            parts.append(f"{abs(ratio - 1):.0%} {word}")
+    if not parts:
+        return None
+    return (
+        f"lighting changed: the normal skin is {' and '.join(parts)} in the follow-up photo "
+        "than at baseline (light, camera settings or a tan); the model outlines less lesion "
+        "on darker photos, more on brighter ones and misses lesions under a colour cast, so "
+        "part of the change may come from the photos: take both visits under the same light "
+        "and camera settings"
+    )
