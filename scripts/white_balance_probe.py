@@ -9,7 +9,8 @@ It also prints how the outlined lesion area moves against the photo as taken (me
 over photos): a comparison of two visits reads change from that area.
 
     python scripts/white_balance_probe.py --dataset DATA/vitiligo-web \
-        --split-file RUN/split.json --part val [--checkpoint MODEL] [--tta --scales 0.75 1 1.25]
+        --split-file RUN/split.json --part val [--checkpoint MODEL] [--tta --scales 0.75 1 1.25] \
+        [--compare-region face]
 
 The default is one pass per photo (no flips, one size): the quickest view of the network
 itself.
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vitiseg.compare import compare_photos
 from vitiseg.data.dataset_format import load_dataset
 from vitiseg.data.splits import load_split
 from vitiseg.inference.factory import predictor_from_config
@@ -47,6 +49,26 @@ def relit(rgb: np.ndarray, gains: tuple[float, float, float]) -> np.ndarray:
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
 
+def compare_with_taken(
+    photos: dict[str, np.ndarray],
+    masks: dict[str, tuple],
+    name: str,
+    args: argparse.Namespace,
+) -> tuple[float | None, bool]:
+    """(improvement, lighting note raised) of the photo as taken against its ``name`` copy,
+    with the masks already found for each copy."""
+    by_photo = {id(photos[key]): masks[key] for key in photos}
+    result = compare_photos(
+        photos["as taken"],
+        photos[name],
+        lambda rgb: by_photo[id(rgb)],
+        args.compare_region,
+        align_method="none",
+    )
+    noted = any(note.startswith("lighting changed") for note in result.comparison.notes)
+    return result.comparison.response.improvement, noted
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", required=True)
@@ -56,6 +78,12 @@ def main() -> None:
     parser.add_argument("--tta", action="store_true", help="average over the four flips")
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0])
     parser.add_argument("--json", help="also write the per-photo Dice here")
+    parser.add_argument(
+        "--compare-region",
+        help="also compare each photo as taken (baseline) with each re-lit copy (follow-up) "
+        "as vitiseg-compare would, scoring this VASI region: the response the lighting alone "
+        "makes, and how often the lighting note is raised",
+    )
     args = parser.parse_args()
 
     predictor, model_dir = predictor_from_config(
@@ -70,13 +98,19 @@ def main() -> None:
     dice: dict[str, list[float]] = {name: [] for name in LIGHTINGS}
     # Lesion pixels outlined: a comparison of two visits reads change from this area.
     area: dict[str, list[int]] = {name: [] for name in LIGHTINGS}
+    # With --compare-region: per lighting, the improvement a comparison with the photo as
+    # taken reports, and whether it notes the change of lighting.
+    responses: dict[str, list[tuple[float | None, bool]]] = {name: [] for name in LIGHTINGS}
     for case in cases:
         rgb, truth = read_rgb(case.image_path), read_mask(case.mask_path("lesion"))
-        for name, gains in LIGHTINGS.items():
-            photo = relit(rgb, gains)
-            _, lesion = predictor.masks(predictor.predict(photo), photo)
+        photos = {name: relit(rgb, gains) for name, gains in LIGHTINGS.items()}
+        masks = {name: predictor.segment(photo) for name, photo in photos.items()}
+        for name in LIGHTINGS:
+            lesion = masks[name][1]
             dice[name].append(score_masks(lesion, truth, with_hd95=False).dice)
             area[name].append(int(lesion.sum()))
+            if args.compare_region:
+                responses[name].append(compare_with_taken(photos, masks, name, args))
 
     print(f"{model_dir}: {len(cases)} photos, tta={args.tta}, scales={args.scales}")
     as_taken = np.array(dice["as taken"])
@@ -95,6 +129,18 @@ def main() -> None:
             f"(median; quartiles {low:.3f}-{high:.3f}; smaller on {int(np.sum(area_ratio < 1))})"
         )
     print(f"  mean over the five re-lit versions: {np.mean(shifted):.3f}")
+    if args.compare_region:
+        print(f"comparisons with the photo as taken ({args.compare_region} VASI, no alignment):")
+        for name, pairs in responses.items():
+            improvements = np.array([i for i, _ in pairs if i is not None], dtype=float)
+            noted = sum(note for _, note in pairs)
+            print(
+                f"  {name:12s} improvement median {np.median(improvements):+.1%} "
+                f"(quartiles {np.percentile(improvements, 25):+.1%} to "
+                f"{np.percentile(improvements, 75):+.1%}; >= 50 %: "
+                f"{int(np.sum(improvements >= 0.5))} of {improvements.size}); "
+                f"lighting note on {noted} of {len(pairs)}"
+            )
     if args.json:
         cases_out = [
             {

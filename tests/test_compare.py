@@ -23,7 +23,12 @@ from vitiseg.compare import (
     identity_alignment,
     write_pair_outputs,
 )
-from vitiseg.compare.lighting import lighting_change, lighting_note, normal_skin_colour
+from vitiseg.compare.lighting import (
+    lighting_change,
+    lighting_note,
+    matched_lighting_change,
+    normal_skin_colour,
+)
 from vitiseg.compare.manifest import (
     ManifestError,
     compare_manifest,
@@ -530,3 +535,24 @@ def test_a_comparison_notes_a_follow_up_taken_darker_and_writes_the_change(tmp_p
         (row,) = list(csv.DictReader(stream))
     assert float(row["lighting_exposure"]) == pytest.approx(0.85, abs=0.01)
     assert "lighting changed" in row["notes"]
+
+
+def test_aligned_photos_read_the_lighting_pixel_by_pixel_whatever_the_masks_say():
+    skin, before, after = face_visits()
+    rng = np.random.default_rng(0)
+    photo = np.clip(rng.normal((170, 125, 100), 20, (*skin.shape, 3)), 0, 255).astype(np.uint8)
+    photo[before] = (240, 232, 225)
+    darker = np.rint(photo * 0.85).astype(np.uint8)
+    # The follow-up's lesion mask is smaller, so its "normal skin" takes in light lesion
+    # pixels: each photo's own median would say less than 15 % darker.
+    lighter_reference = (
+        normal_skin_colour(darker, skin, after)[1] / normal_skin_colour(photo, skin, before)[1]
+    )
+    assert lighter_reference > 0.86
+    segment = lambda rgb: (skin, before if rgb is photo else after)  # noqa: E731
+    result = compare_photos(photo, darker, segment, "face", align_method="none")
+    assert result.lighting.exposure == pytest.approx(0.85, abs=0.005)
+    assert result.lighting.red_blue == pytest.approx(1.0, abs=0.01)
+    few = np.zeros_like(skin)
+    few[:5, :5] = True
+    assert matched_lighting_change(photo, darker, few) is None

@@ -6,8 +6,9 @@ lesion Dice fell from 0.67 to 0.51 (docs/compare_and_cohort.md). A follow-up pho
 darker, brighter or under other light than the baseline can therefore show a "response"
 that is partly the photo's. The patient's own normal skin (skin outside
 the lesions in each photo) is the reference both photos share, so the ratio of its median
-colour between the visits estimates the change of exposure and white balance. A tan moves
-it too; the note says so. Pure NumPy; no alignment needed.
+colour between the visits estimates the change of exposure and white balance: pixel by pixel
+when the photos are aligned, else from each photo's median. A tan moves it too; the note
+says so. Pure NumPy.
 """
 
 from __future__ import annotations
@@ -51,6 +52,28 @@ def normal_skin_colour(rgb: np.ndarray, skin: np.ndarray, lesion: np.ndarray) ->
     if int(usable.sum()) < _MIN_PIXELS:
         return None
     return np.median(pixels[usable].astype(np.float64), axis=0)
+
+
+def matched_lighting_change(
+    baseline_rgb: np.ndarray, aligned_followup_rgb: np.ndarray, normal_in_both: np.ndarray
+) -> LightingChange | None:
+    """The change read pixel by pixel where both photos show normal skin (the follow-up
+    already in the baseline frame): the medians of the per-pixel ratios, so neither the
+    two skin masks' differences nor framing move it. None when fewer than 500 pixels,
+    unclipped and not black in both photos, remain."""
+    reference = np.asarray(normal_in_both, bool)
+    base = np.asarray(baseline_rgb)[reference].astype(np.float64)
+    follow = np.asarray(aligned_followup_rgb)[reference].astype(np.float64)
+    usable = ((base < _CLIPPED) & (base > _BLACK) & (follow < _CLIPPED) & (follow > _BLACK)).all(
+        axis=1
+    )
+    if int(usable.sum()) < _MIN_PIXELS:
+        return None
+    base, follow = base[usable], follow[usable]
+    return LightingChange(
+        exposure=float(np.median(follow[:, 1] / base[:, 1])),
+        red_blue=float(np.median((follow[:, 0] / follow[:, 2]) / (base[:, 0] / base[:, 2]))),
+    )
 
 
 def lighting_change(baseline_colour: np.ndarray, followup_colour: np.ndarray) -> LightingChange:

@@ -23,6 +23,7 @@ from vitiseg.compare.align import (
     Alignment,
     AlignSettings,
     align_images,
+    common_area,
     identity_alignment,
     warp_to_baseline,
 )
@@ -31,6 +32,7 @@ from vitiseg.compare.lighting import (
     LightingChange,
     lighting_change,
     lighting_note,
+    matched_lighting_change,
     normal_skin_colour,
 )
 from vitiseg.compare.panels import blink_gif, change_map_image, checkerboard, side_by_side
@@ -187,15 +189,32 @@ def compare_photos(
         for visit, rgb, skin, lesion in visits
         if (note := light_skin_note(f"{visit} photo", rgb, skin, lesion, quality))
     ]
-    colours = [normal_skin_colour(rgb, skin, lesion) for _, rgb, skin, lesion in visits]
-    lighting = None if any(c is None for c in colours) else lighting_change(*colours)
+    aligned = warp_to_baseline(followup_rgb, alignment) if comparison.labels is not None else None
+    lighting = _lighting(visits, alignment, aligned)
     tolerance = (quality or QualityConfig()).max_lighting_change
     lighting_notes = [] if lighting is None else [lighting_note(lighting, tolerance)]
     extra_notes = [note for note in (*lighting_notes, *light_skin_notes) if note]
     if extra_notes:
         comparison = dataclasses.replace(comparison, notes=(*comparison.notes, *extra_notes))
-    aligned = warp_to_baseline(followup_rgb, alignment) if comparison.labels is not None else None
     return PairResult(comparison=comparison, aligned_followup=aligned, lighting=lighting)
+
+
+def _lighting(
+    visits: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray]],
+    alignment: Alignment,
+    aligned_followup: np.ndarray | None,
+) -> LightingChange | None:
+    """Pixel-matched on the normal skin both photos show when they are aligned; else (or
+    with too little such skin) from each photo's own normal skin."""
+    (_, base_rgb, base_skin, base_lesion), (_, follow_rgb, follow_skin, follow_lesion) = visits
+    if aligned_followup is not None:
+        normal_followup = warp_to_baseline(follow_skin & ~follow_lesion, alignment, nearest=True)
+        normal_in_both = base_skin & ~base_lesion & normal_followup & common_area(alignment)
+        matched = matched_lighting_change(base_rgb, aligned_followup, normal_in_both)
+        if matched is not None:
+            return matched
+    colours = [normal_skin_colour(rgb, skin, lesion) for _, rgb, skin, lesion in visits]
+    return None if any(c is None for c in colours) else lighting_change(*colours)
 
 
 def light_skin_note(
