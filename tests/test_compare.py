@@ -325,6 +325,9 @@ def test_manifest_comparison_gives_per_patient_f_and_t_vasi(tmp_path):
         ("p2", "face"),
     ]
     assert "no follow-up photo" in regions[1]["notes"]
+    # p1's face photos are flat grey 20 at V0 and 60 at V1: three times as bright.
+    assert float(regions[0]["lighting_exposure"]) == pytest.approx(3.0)
+    assert "200% brighter" in regions[0]["notes"] and regions[1]["lighting_exposure"] == ""
     assert (tmp_path / "out" / "pairs" / "p1" / "face" / "change_map.png").is_file()
     report = (tmp_path / "out" / "report.html").read_text()
     assert "p1 / face" in report and "<script" not in report

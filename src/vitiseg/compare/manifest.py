@@ -27,6 +27,7 @@ from typing import Any
 
 from vitiseg.compare.align import AlignSettings
 from vitiseg.compare.change import Comparison
+from vitiseg.compare.lighting import LightingChange
 from vitiseg.compare.pairs import (
     COMPARISON_COLUMNS,
     AlignMethod,
@@ -116,6 +117,7 @@ class RegionOutcome:
         single_visit_scores: That visit's scores (kept out of the paired totals).
         files: Pair outputs, relative to the run folder.
         note: Why the region was scored the way it was (empty for a plain pair).
+        lighting: The change of lighting between the pair's photos (one photo per visit).
     """
 
     region: str
@@ -129,6 +131,7 @@ class RegionOutcome:
     single_visit_scores: tuple[RegionScore, ...] = ()
     files: dict[str, str] = field(default_factory=dict)
     note: str = ""
+    lighting: LightingChange | None = None
 
     @property
     def compared(self) -> bool:
@@ -425,6 +428,7 @@ def _compare_pair(
         response=comparison.response,
         files=files,
         note=" | ".join(comparison.notes),
+        lighting=result.lighting,
     )
 
 
@@ -591,7 +595,9 @@ def _region_row(patient_id: str, outcome: RegionOutcome) -> dict[str, Any]:
         "followup_image": ";".join(outcome.followup_images),
     }
     if outcome.comparison is not None:
-        return comparison_row(outcome.comparison, patient_id=patient_id, **images)
+        return comparison_row(
+            outcome.comparison, outcome.lighting, patient_id=patient_id, **images
+        )
     row: dict[str, Any] = {
         "patient_id": patient_id,
         "region": outcome.region,
