@@ -397,7 +397,7 @@ def test_compare_command_on_two_photos_with_a_tiny_model(tmp_path, tiny_model_di
     subprocess.run(command, check=True, capture_output=True, cwd=tmp_path)
     data = json.loads((out / "comparison.json").read_text())
     assert data["region"] == "face"
-    assert data["alignment"]["reliable"] is True
+    assert data["alignment"]["reliable"] is True and "lighting" in data
     assert (out / "side_by_side.jpg").is_file() and (out / "blink.gif").is_file()
 
 

@@ -134,6 +134,8 @@ def _two_photos(cfg: DictConfig, segment: Segmenter, out: Path, options: dict) -
         comparison.response.improvement,
         comparison.alignment.reason,
     )
+    for note in comparison.notes:
+        log.warning("note: %s", note)
     log.info("results: %s", out / "comparison.json")
     return 0
 
