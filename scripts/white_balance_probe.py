@@ -53,7 +53,7 @@ def compare_with_taken(
     photos: dict[str, np.ndarray],
     masks: dict[str, tuple],
     name: str,
-    args: argparse.Namespace,
+    region: str,
 ) -> tuple[float | None, bool]:
     """(improvement, lighting note raised) of the photo as taken against its ``name`` copy,
     with the masks already found for each copy."""
@@ -62,7 +62,7 @@ def compare_with_taken(
         photos["as taken"],
         photos[name],
         lambda rgb: by_photo[id(rgb)],
-        args.compare_region,
+        region,
         align_method="none",
     )
     noted = any(note.startswith("lighting changed") for note in result.comparison.notes)
@@ -110,7 +110,8 @@ def main() -> None:
             dice[name].append(score_masks(lesion, truth, with_hd95=False).dice)
             area[name].append(int(lesion.sum()))
             if args.compare_region:
-                responses[name].append(compare_with_taken(photos, masks, name, args))
+                response = compare_with_taken(photos, masks, name, args.compare_region)
+                responses[name].append(response)
 
     print(f"{model_dir}: {len(cases)} photos, tta={args.tta}, scales={args.scales}")
     as_taken = np.array(dice["as taken"])

@@ -25,6 +25,11 @@ _BLACK = 5
 _MIN_PIXELS = 500
 
 
+def _unclipped(pixels: np.ndarray) -> np.ndarray:
+    """(N,) True where an (N, 3) pixel has no channel clipped white or black."""
+    return ((pixels < _CLIPPED) & (pixels > _BLACK)).all(axis=1)
+
+
 @dataclass(frozen=True)
 class LightingChange:
     """How the follow-up photo's normal skin differs from the baseline's.
@@ -48,7 +53,7 @@ def normal_skin_colour(rgb: np.ndarray, skin: np.ndarray, lesion: np.ndarray) ->
     pixels; None when fewer than 500 such pixels remain."""
     normal = np.asarray(skin, bool) & ~np.asarray(lesion, bool)
     pixels = np.asarray(rgb)[normal]
-    usable = (pixels < _CLIPPED).all(axis=1) & (pixels > _BLACK).all(axis=1)
+    usable = _unclipped(pixels)
     if int(usable.sum()) < _MIN_PIXELS:
         return None
     return np.median(pixels[usable].astype(np.float64), axis=0)
@@ -64,9 +69,7 @@ def matched_lighting_change(
     reference = np.asarray(normal_in_both, bool)
     base = np.asarray(baseline_rgb)[reference].astype(np.float64)
     follow = np.asarray(aligned_followup_rgb)[reference].astype(np.float64)
-    usable = ((base < _CLIPPED) & (base > _BLACK) & (follow < _CLIPPED) & (follow > _BLACK)).all(
-        axis=1
-    )
+    usable = _unclipped(base) & _unclipped(follow)
     if int(usable.sum()) < _MIN_PIXELS:
         return None
     base, follow = base[usable], follow[usable]

@@ -192,7 +192,7 @@ def compare_photos(
     aligned = warp_to_baseline(followup_rgb, alignment) if comparison.labels is not None else None
     lighting = _lighting(visits, alignment, aligned)
     tolerance = (quality or QualityConfig()).max_lighting_change
-    lighting_notes = [] if lighting is None else [lighting_note(lighting, tolerance)]
+    lighting_notes = [lighting_note(lighting, tolerance) if lighting else None]
     extra_notes = [note for note in (*lighting_notes, *light_skin_notes) if note]
     if extra_notes:
         comparison = dataclasses.replace(comparison, notes=(*comparison.notes, *extra_notes))
