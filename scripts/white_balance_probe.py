@@ -79,6 +79,12 @@ def main() -> None:
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0])
     parser.add_argument("--json", help="also write the per-photo Dice here")
     parser.add_argument(
+        "--depigmented-source",
+        choices=["model", "colour"],
+        default="model",
+        help="where the patches' depigmentation comes from (infer.depigmented_source)",
+    )
+    parser.add_argument(
         "--compare-region",
         help="also compare each photo as taken (baseline) with each re-lit copy (follow-up) "
         "as vitiseg-compare would, scoring this VASI region: the response the lighting alone "
@@ -87,7 +93,8 @@ def main() -> None:
     args = parser.parse_args()
 
     predictor, model_dir = predictor_from_config(
-        args.checkpoint, {"tta": args.tta, "scales": args.scales}
+        args.checkpoint,
+        {"tta": args.tta, "scales": args.scales, "depigmented_source": args.depigmented_source},
     )
     cases = [case for case in load_dataset(args.dataset) if case.mask_path("lesion")]
     if args.split_file:

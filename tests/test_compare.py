@@ -376,6 +376,10 @@ def test_the_comparison_segments_at_the_sizes_it_is_given(tiny_model_dir):
         np.testing.assert_array_equal(got, want)
     one_size = Predictor.from_folder(tiny_model_dir, tta=True).predict(photo["baseline"])
     assert not np.allclose(one_size.lesion, predictor.predict(photo["baseline"]).lesion)
+    by_colour = command.load_segmenter(str(tiny_model_dir), "cpu", False, (1.0,), "colour")
+    assert by_colour.__self__.depigmented_source == "colour"
+    with pytest.raises(ValueError, match="depigmented_source"):
+        command.load_segmenter(str(tiny_model_dir), "cpu", False, depigmented_source="paint")
 
 
 @pytest.mark.slow

@@ -34,10 +34,14 @@ class UsageError(ValueError):
 
 
 def load_segmenter(
-    checkpoint: str | None, device: str, tta: bool, scales: tuple[float, ...] = (1.0,)
+    checkpoint: str | None,
+    device: str,
+    tta: bool,
+    scales: tuple[float, ...] = (1.0,),
+    depigmented_source: str = "model",
 ) -> Segmenter:
     """Photo -> (skin, lesion, depigmented or None) masks with the given or the shipped
-    model folder."""
+    model folder; ``depigmented_source`` as ``infer.depigmented_source`` in scoring."""
     folder = Path(checkpoint).expanduser() if checkpoint else default_model_dir()
     if not (folder / "metadata.json").is_file():
         hint = (
@@ -48,7 +52,9 @@ def load_segmenter(
         raise FileNotFoundError(f"no vitiseg model folder at {folder}: {hint}")
     from vitiseg.inference.predictor import Predictor  # torch only once a model is found
 
-    predictor = Predictor.from_folder(folder, device=device, tta=tta, scales=scales)
+    predictor = Predictor.from_folder(
+        folder, device=device, tta=tta, scales=scales, depigmented_source=depigmented_source
+    )
     log.info("model %s from %s", predictor.metadata.model_id, folder)
 
     return predictor.segment
@@ -84,7 +90,9 @@ def _run(cfg: DictConfig) -> int:
     if not photos and (cfg.baseline_visit is None or cfg.followup_visit is None):
         raise UsageError("manifest mode needs baseline_visit=V0 and followup_visit=V1")
     scales = tuple(cfg.get("scales") or (1.0,))
-    segment = load_segmenter(cfg.checkpoint, str(cfg.device), bool(cfg.tta), scales)
+    segment = load_segmenter(
+        cfg.checkpoint, str(cfg.device), bool(cfg.tta), scales, str(cfg.depigmented_source)
+    )
     config = load_vasi_config(cfg.vasi)
     options = {
         "align_method": str(cfg.align.method),
