@@ -90,9 +90,12 @@ def _run(cfg: DictConfig) -> int:
     if not photos and (cfg.baseline_visit is None or cfg.followup_visit is None):
         raise UsageError("manifest mode needs baseline_visit=V0 and followup_visit=V1")
     scales = tuple(cfg.get("scales") or (1.0,))
-    segment = load_segmenter(
-        cfg.checkpoint, str(cfg.device), bool(cfg.tta), scales, str(cfg.depigmented_source)
-    )
+    try:
+        segment = load_segmenter(
+            cfg.checkpoint, str(cfg.device), bool(cfg.tta), scales, str(cfg.depigmented_source)
+        )
+    except ValueError as error:  # a bad inference option (scales, depigmented_source)
+        raise UsageError(str(error)) from error
     config = load_vasi_config(cfg.vasi)
     options = {
         "align_method": str(cfg.align.method),
