@@ -13,7 +13,10 @@ over photos): a comparison of two visits reads change from that area.
         [--compare-region face]
 
 The default is one pass per photo (no flips, one size): the quickest view of the network
-itself.
+itself. With ``--compare-region`` the comparisons also take a follow-up with a known change
+(every other true lesion patch painted over with the skin around it, ``cv2.inpaint``), as
+taken and 15 % darker; ``--match-lighting`` prints them again with each follow-up re-balanced
+to the baseline's normal skin before it is segmented (``vitiseg-compare match_lighting``).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import json
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from vitiseg.compare import compare_photos
@@ -43,10 +47,24 @@ LIGHTINGS: dict[str, tuple[float, float, float]] = {
 }
 
 
+# Follow-ups with a known change: half the patches healed, as taken and darker.
+HEALED = "half healed"
+HEALED_DARK = "half healed, dark 15 %"
+
+
 def relit(rgb: np.ndarray, gains: tuple[float, float, float]) -> np.ndarray:
     """``rgb`` with each channel multiplied by its gain, clipped to 0-255."""
     scaled = rgb.astype(np.float32) * np.asarray(gains, np.float32)
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+def half_healed(rgb: np.ndarray, lesion: np.ndarray) -> np.ndarray:
+    """``rgb`` with every other connected patch of the true lesion painted over from the
+    skin around it (Telea inpainting of the patch grown by 5 px)."""
+    count, labels = cv2.connectedComponents(lesion.astype(np.uint8), connectivity=8)
+    healed = np.isin(labels, np.arange(1, count, 2)).astype(np.uint8)
+    healed = cv2.dilate(healed, np.ones((11, 11), np.uint8))
+    return cv2.inpaint(rgb, healed, 10, cv2.INPAINT_TELEA)
 
 
 def compare_with_taken(
@@ -54,16 +72,19 @@ def compare_with_taken(
     masks: dict[str, tuple],
     name: str,
     region: str,
+    segment,
+    match_lighting: bool = False,
 ) -> tuple[float | None, bool]:
     """(improvement, lighting note raised) of the photo as taken against its ``name`` copy,
-    with the masks already found for each copy."""
+    with the masks already found for each copy (``segment`` finds any others)."""
     by_photo = {id(photos[key]): masks[key] for key in photos}
     result = compare_photos(
         photos["as taken"],
         photos[name],
-        lambda rgb: by_photo[id(rgb)],
+        lambda rgb: by_photo[id(rgb)] if id(rgb) in by_photo else segment(rgb),
         region,
         align_method="none",
+        match_lighting=match_lighting,
     )
     noted = any(note.startswith("lighting changed") for note in result.comparison.notes)
     return result.comparison.response.improvement, noted
@@ -90,6 +111,12 @@ def main() -> None:
         "as vitiseg-compare would, scoring this VASI region: the response the lighting alone "
         "makes, and how often the lighting note is raised",
     )
+    parser.add_argument(
+        "--match-lighting",
+        action="store_true",
+        help="with --compare-region: also compare with each follow-up re-balanced to the "
+        "baseline's normal skin first (vitiseg-compare match_lighting=true)",
+    )
     args = parser.parse_args()
 
     predictor, model_dir = predictor_from_config(
@@ -105,20 +132,29 @@ def main() -> None:
     dice: dict[str, list[float]] = {name: [] for name in LIGHTINGS}
     # Lesion pixels outlined: a comparison of two visits reads change from this area.
     area: dict[str, list[int]] = {name: [] for name in LIGHTINGS}
-    # With --compare-region: per lighting, the improvement a comparison with the photo as
-    # taken reports, and whether it notes the change of lighting.
-    responses: dict[str, list[tuple[float | None, bool]]] = {name: [] for name in LIGHTINGS}
+    # With --compare-region: per follow-up and setting of match_lighting, the improvement a
+    # comparison with the photo as taken reports, and whether it notes the change of lighting.
+    followups = [*LIGHTINGS, HEALED, HEALED_DARK]
+    settings = [False, True] if args.match_lighting else [False]
+    responses: dict[tuple[bool, str], list[tuple[float | None, bool]]] = {
+        (match, name): [] for match in settings for name in followups
+    }
     for case in cases:
         rgb, truth = read_rgb(case.image_path), read_mask(case.mask_path("lesion"))
         photos = {name: relit(rgb, gains) for name, gains in LIGHTINGS.items()}
+        if args.compare_region:
+            photos[HEALED] = half_healed(rgb, truth)
+            photos[HEALED_DARK] = relit(photos[HEALED], LIGHTINGS["dark 15 %"])
         masks = {name: predictor.segment(photo) for name, photo in photos.items()}
         for name in LIGHTINGS:
             lesion = masks[name][1]
             dice[name].append(score_masks(lesion, truth, with_hd95=False).dice)
             area[name].append(int(lesion.sum()))
-            if args.compare_region:
-                response = compare_with_taken(photos, masks, name, args.compare_region)
-                responses[name].append(response)
+        for match, name in responses if args.compare_region else ():
+            response = compare_with_taken(
+                photos, masks, name, args.compare_region, predictor.segment, match
+            )
+            responses[match, name].append(response)
 
     print(f"{model_dir}: {len(cases)} photos, tta={args.tta}, scales={args.scales}")
     as_taken = np.array(dice["as taken"])
@@ -137,18 +173,19 @@ def main() -> None:
             f"(median; quartiles {low:.3f}-{high:.3f}; smaller on {int(np.sum(area_ratio < 1))})"
         )
     print(f"  mean over the five re-lit versions: {np.mean(shifted):.3f}")
-    if args.compare_region:
-        print(f"comparisons with the photo as taken ({args.compare_region} VASI, no alignment):")
-        for name, pairs in responses.items():
-            improvements = np.array([i for i, _ in pairs if i is not None], dtype=float)
-            noted = sum(note for _, note in pairs)
-            print(
-                f"  {name:12s} improvement median {np.median(improvements):+.1%} "
-                f"(quartiles {np.percentile(improvements, 25):+.1%} to "
-                f"{np.percentile(improvements, 75):+.1%}; >= 50 %: "
-                f"{int(np.sum(improvements >= 0.5))} of {improvements.size}); "
-                f"lighting note on {noted} of {len(pairs)}"
-            )
+    for (match, name), pairs in responses.items() if args.compare_region else ():
+        if name == followups[0]:
+            how = "follow-up re-balanced first" if match else "follow-up as given"
+            print(f"comparisons with the photo as taken ({args.compare_region} VASI, {how}):")
+        improvements = np.array([i for i, _ in pairs if i is not None], dtype=float)
+        noted = sum(note for _, note in pairs)
+        print(
+            f"  {name:12s} improvement median {np.median(improvements):+.1%} "
+            f"(quartiles {np.percentile(improvements, 25):+.1%} to "
+            f"{np.percentile(improvements, 75):+.1%}; >= 50 %: "
+            f"{int(np.sum(improvements >= 0.5))} of {improvements.size}); "
+            f"lighting note on {noted} of {len(pairs)}"
+        )
     if args.json:
         cases_out = [
             {

@@ -28,6 +28,8 @@ from vitiseg.compare.lighting import (
     lighting_note,
     matched_lighting_change,
     normal_skin_colour,
+    rebalanced,
+    worth_rebalancing,
 )
 from vitiseg.compare.manifest import (
     ManifestError,
@@ -331,6 +333,10 @@ def test_manifest_comparison_gives_per_patient_f_and_t_vasi(tmp_path):
     assert (tmp_path / "out" / "pairs" / "p1" / "face" / "change_map.png").is_file()
     report = (tmp_path / "out" / "report.html").read_text()
     assert "p1 / face" in report and "<script" not in report
+    # Re-balanced to the baseline's grey 20, the follow-up is segmented as the baseline was.
+    matched = compare_v0_with_v1(manifest, segment, tmp_path / "matched", match_lighting=True)
+    (face, _) = matched.patients[0].regions
+    assert face.lighting.rebalanced and face.response.improvement == pytest.approx(0.0)
 
 
 def test_manifest_problems_are_named(tmp_path):
@@ -563,3 +569,72 @@ def test_aligned_photos_read_the_lighting_pixel_by_pixel_whatever_the_masks_say(
     few = np.zeros_like(skin)
     few[:5, :5] = True
     assert matched_lighting_change(photo, darker, few) is None
+
+
+def test_rebalancing_divides_each_channel_by_its_ratio_and_keeps_clipped_channels_white():
+    photo = np.array([[[170, 125, 100], [255, 240, 255]]], np.uint8)
+    change = lighting_change(np.array([100.0, 100.0, 100.0]), np.array([85.0, 100.0, 125.0]))
+    assert change.channels == pytest.approx((0.85, 1.0, 1.25))
+    assert rebalanced(photo, change).tolist() == [[[200, 125, 80], [255, 240, 255]]]
+    assert worth_rebalancing(change)
+    assert not worth_rebalancing(lighting_change(np.full(3, 100.0), np.full(3, 101.0)))
+
+
+def _lightness_segmenter(rgb):
+    """A model that, like the real one, outlines less lesion on a darker photo: skin = any
+    pixel that is not black, lesion = skin whose green level is above 200."""
+    skin = rgb.max(axis=-1) > 30
+    return skin, skin & (rgb[..., 1] > 200)
+
+
+def _photo_with_graded_lesions(skin, lesion):
+    """Skin-coloured noise on black, and lesions whose lightness falls from 240 at the
+    centre to 205 at the edge: on a 15 % darker photo only the centres stay above 200."""
+    rng = np.random.default_rng(1)
+    photo = np.clip(rng.normal((170, 125, 100), 10, (*skin.shape, 3)), 40, 255).astype(np.uint8)
+    distance = cv2.distanceTransform(lesion.astype(np.uint8), cv2.DIST_L2, 5)
+    level = np.clip(205 + 3 * distance, 205, 240).astype(np.uint8)
+    photo[lesion] = np.stack([level, level, level], axis=-1)[lesion]
+    photo[~skin] = 0
+    return photo
+
+
+def test_matching_the_lighting_removes_the_response_a_darker_photo_alone_makes(tmp_path):
+    skin, before, _ = face_visits()
+    photo = _photo_with_graded_lesions(skin, before)
+    darker = np.rint(photo * 0.85).astype(np.uint8)
+    segment = _lightness_segmenter
+
+    as_given = compare_photos(photo, darker, segment, "face", align_method="none")
+    assert as_given.comparison.response.improvement > 0.5  # a "response" from the light alone
+    assert not as_given.lighting.rebalanced
+
+    matched = compare_photos(
+        photo, darker, segment, "face", align_method="none", match_lighting=True
+    )
+    assert matched.lighting.rebalanced and matched.lighting.exposure == pytest.approx(0.85, 0.01)
+    assert abs(matched.comparison.response.improvement) < 0.05
+    assert any("re-balanced" in note for note in matched.comparison.notes)
+    write_pair_outputs(tmp_path, matched, photo, darker, panels=False)
+    data = json.loads((tmp_path / "comparison.json").read_text())
+    assert data["lighting"]["followup_rebalanced"] is True
+    assert data["lighting"]["pixel_matched"] is True
+
+    # The same lighting: nothing to re-balance, the same answer as without the option.
+    same = compare_photos(
+        photo, photo.copy(), segment, "face", align_method="none", match_lighting=True
+    )
+    assert not same.lighting.rebalanced and same.comparison.response.improvement == 0
+
+
+def test_photos_that_cannot_be_aligned_are_not_rebalanced():
+    skin, before, _ = face_visits()
+    photo = _photo_with_graded_lesions(skin, before)
+    darker = np.rint(photo[:-10] * 0.85).astype(np.uint8)  # another size: not registered
+    result = compare_photos(
+        photo, darker, _lightness_segmenter, "face", align_method="none", match_lighting=True
+    )
+    assert result.lighting is not None and not result.lighting.pixel_matched
+    assert not result.lighting.rebalanced
+    notes = result.comparison.notes
+    assert any("part of the change may come from the photos" in note for note in notes)

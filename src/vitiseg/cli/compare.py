@@ -103,6 +103,7 @@ def _run(cfg: DictConfig) -> int:
         "tolerance_px": int(cfg.tolerance_px),
         "config": config,
         "quality": quality_config_from_mapping(OmegaConf.to_container(cfg.quality)),
+        "match_lighting": bool(cfg.match_lighting),
     }
     out = output_dir()
     if photos:

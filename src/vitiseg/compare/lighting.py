@@ -8,12 +8,14 @@ that is partly the photo's. The patient's own normal skin (skin outside
 the lesions in each photo) is the reference both photos share, so the ratio of its median
 colour between the visits estimates the change of exposure and white balance: pixel by pixel
 when the photos are aligned, else from each photo's median. A tan moves it too; the note
-says so. Pure NumPy.
+says so. With an aligned reading the follow-up can be re-balanced channel by channel to the
+baseline's normal skin before it is segmented (``rebalanced``). Pure NumPy.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -23,6 +25,9 @@ _CLIPPED = 250
 _BLACK = 5
 # Fewer normal-skin pixels than this give no reliable median.
 _MIN_PIXELS = 500
+# A follow-up whose normal skin moved less than this in every channel is segmented as taken:
+# re-saving a JPEG alone moves the medians by about a per cent.
+_MIN_REBALANCE = 0.02
 
 
 def _unclipped(pixels: np.ndarray) -> np.ndarray:
@@ -39,13 +44,26 @@ class LightingChange:
             of a white balance): 0.85 = the follow-up's normal skin is 15 % darker.
         red_blue: The follow-up's median red / blue ratio over the baseline's: below 1 the
             follow-up is bluer (cooler light), above 1 redder (warmer light or a tan).
+        channels: Follow-up / baseline median (red, green, blue) levels.
+        pixel_matched: Read pixel by pixel on aligned normal skin (else from each photo's
+            own median, which the two lesion masks' differences move).
+        rebalanced: The follow-up was divided by ``channels`` before it was segmented.
     """
 
     exposure: float
     red_blue: float
+    channels: tuple[float, float, float]
+    pixel_matched: bool = False
+    rebalanced: bool = False
 
-    def to_dict(self) -> dict[str, float]:
-        return {"exposure": round(self.exposure, 4), "red_blue": round(self.red_blue, 4)}
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "exposure": round(self.exposure, 4),
+            "red_blue": round(self.red_blue, 4),
+            "channels": [round(ratio, 4) for ratio in self.channels],
+            "pixel_matched": self.pixel_matched,
+            "followup_rebalanced": self.rebalanced,
+        }
 
 
 def normal_skin_colour(rgb: np.ndarray, skin: np.ndarray, lesion: np.ndarray) -> np.ndarray | None:
@@ -73,9 +91,13 @@ def matched_lighting_change(
     if int(usable.sum()) < _MIN_PIXELS:
         return None
     base, follow = base[usable], follow[usable]
+    ratios = follow / base
+    red, green, blue = (float(np.median(ratios[:, channel])) for channel in range(3))
     return LightingChange(
-        exposure=float(np.median(follow[:, 1] / base[:, 1])),
-        red_blue=float(np.median((follow[:, 0] / follow[:, 2]) / (base[:, 0] / base[:, 2]))),
+        exposure=green,
+        red_blue=float(np.median(ratios[:, 0] / ratios[:, 2])),
+        channels=(red, green, blue),
+        pixel_matched=True,
     )
 
 
@@ -86,12 +108,30 @@ def lighting_change(baseline_colour: np.ndarray, followup_colour: np.ndarray) ->
     return LightingChange(
         exposure=follow_g / base_g,
         red_blue=(follow_r / follow_b) / (base_r / base_b),
+        channels=(follow_r / base_r, follow_g / base_g, follow_b / base_b),
     )
+
+
+def worth_rebalancing(change: LightingChange) -> bool:
+    """True when some channel of the normal skin moved by more than re-saving noise."""
+    return any(abs(ratio - 1) > _MIN_REBALANCE for ratio in change.channels)
+
+
+def rebalanced(rgb: np.ndarray, change: LightingChange) -> np.ndarray:
+    """The follow-up photo with each channel divided by its normal-skin ratio, so its normal
+    skin matches the baseline's; rounded and clipped to 0-255. A channel clipped at 255
+    stays 255: its true level is unknown and at least that, and dividing it would grey the
+    white patches of a photo taken brighter."""
+    rgb = np.asarray(rgb)
+    scaled = rgb.astype(np.float32) / np.asarray(change.channels, np.float32)
+    scaled[rgb == 255] = 255
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
 
 def lighting_note(change: LightingChange, tolerance: float) -> str | None:
     """A plain-language note when exposure or red/blue balance moved by more than
-    ``tolerance`` (relative, either way); None otherwise."""
+    ``tolerance`` (relative, either way); None otherwise. It says whether the follow-up was
+    re-balanced before it was segmented."""
     parts = []
     for ratio, lower, higher in (
         (change.exposure, "darker", "brighter"),
@@ -102,10 +142,19 @@ def lighting_note(change: LightingChange, tolerance: float) -> str | None:
             parts.append(f"{abs(ratio - 1):.0%} {word}")
     if not parts:
         return None
-    return (
+    changed = (
         f"lighting changed: the normal skin is {' and '.join(parts)} in the follow-up photo "
-        "than at baseline (light, camera settings or a tan); the model outlines less lesion "
-        "on darker photos, more on brighter ones and misses lesions under a colour cast, so "
-        "part of the change may come from the photos: take both visits under the same light "
-        "and camera settings"
+        "than at baseline (light, camera settings or a tan); "
+    )
+    if change.rebalanced:
+        return changed + (
+            "the follow-up was re-balanced to the baseline's normal skin before it was "
+            "segmented, which removes much of a change of exposure or white balance but not "
+            "of shadows, glare or a tan: take both visits under the same light and camera "
+            "settings"
+        )
+    return changed + (
+        "the model outlines less lesion on darker photos, more on brighter ones and misses "
+        "lesions under a colour cast, so part of the change may come from the photos: take "
+        "both visits under the same light and camera settings"
     )

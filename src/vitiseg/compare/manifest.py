@@ -235,6 +235,7 @@ def compare_manifest(
     panels: bool = True,
     panel_max_side: int = 1024,
     quality: QualityConfig | None = None,
+    match_lighting: bool = False,
 ) -> ManifestComparison:
     """Compare every patient's regions between two visits; pair files go to
     ``out_dir/pairs/<patient>/<region>/``.
@@ -242,6 +243,8 @@ def compare_manifest(
     A photo that cannot be read is reported in ``failures`` and its region is left out for
     that patient; the run goes on. ``quality`` sets the light-skin note of each compared
     pair (:func:`vitiseg.compare.pairs.compare_photos`); None for the default thresholds.
+    ``match_lighting`` re-balances each aligned one-photo-per-visit follow-up to its
+    baseline's normal skin before it is segmented (as ``compare_photos``).
 
     Raises:
         ManifestError: neither visit occurs in the manifest, or a region is unknown to the
@@ -286,6 +289,7 @@ def compare_manifest(
                 panels=panels,
                 panel_max_side=panel_max_side,
                 quality=quality,
+                match_lighting=match_lighting,
             )
             outcomes.append(outcome)
         patients.append(
@@ -387,6 +391,7 @@ def _compare_pair(
     panels: bool,
     panel_max_side: int,
     quality: QualityConfig | None,
+    match_lighting: bool,
 ) -> RegionOutcome:
     baseline_rgb, followup_rgb = read_rgb(baseline.image), read_rgb(followup.image)
     result = compare_photos(
@@ -402,6 +407,7 @@ def _compare_pair(
         tolerance_px=tolerance_px,
         config=config,
         quality=quality,
+        match_lighting=match_lighting,
     )
     pair_dir = Path("pairs") / _safe_name(patient_id) / _safe_name(region)
     files = write_pair_outputs(

@@ -34,6 +34,8 @@ from vitiseg.compare.lighting import (
     lighting_note,
     matched_lighting_change,
     normal_skin_colour,
+    rebalanced,
+    worth_rebalancing,
 )
 from vitiseg.compare.panels import blink_gif, change_map_image, checkerboard, side_by_side
 from vitiseg.io.atomic import (
@@ -83,6 +85,7 @@ COMPARISON_COLUMNS = (
     "alignment_overlap",
     "lighting_exposure",
     "lighting_red_blue",
+    "lighting_rebalanced",
     "notes",
 )
 
@@ -143,6 +146,7 @@ def compare_photos(
     tolerance_px: int = 0,
     config: VasiConfig | None = None,
     quality: QualityConfig | None = None,
+    match_lighting: bool = False,
 ) -> PairResult:
     """Align the follow-up to the baseline, segment both and compare them.
 
@@ -161,15 +165,27 @@ def compare_photos(
         pixels_per_cm, followup_pixels_per_cm, body_surface_cm2, tolerance_px, config:
             As for :func:`vitiseg.compare.change.compare_masks`.
         quality: Thresholds of the quality flags; None for the defaults.
+        match_lighting: When the photos are aligned and the follow-up's normal skin differs
+            in colour from the baseline's, segment the follow-up again re-balanced channel
+            by channel to the baseline's normal skin, and compare those masks (the photos
+            written out stay as taken).
     """
     alignment = align_photos(baseline_rgb, followup_rgb, align_method, align_settings)
-    baseline_skin, baseline_lesion, baseline_depigmented = segment_photo(segment, baseline_rgb)
-    followup_skin, followup_lesion, followup_depigmented = segment_photo(segment, followup_rgb)
+    baseline_masks = segment_photo(segment, baseline_rgb)
+    followup_masks = segment_photo(segment, followup_rgb)
+    # Same condition as compare_masks' change map.
+    aligned_ok = alignment.reliable and alignment.homography is not None
+    aligned = warp_to_baseline(followup_rgb, alignment) if aligned_ok else None
+    baseline_visit = (baseline_rgb, *baseline_masks[:2])
+    lighting = _lighting(baseline_visit, (followup_rgb, *followup_masks[:2]), alignment, aligned)
+    segmented_followup = followup_rgb
+    if match_lighting and lighting and lighting.pixel_matched and worth_rebalancing(lighting):
+        segmented_followup = rebalanced(followup_rgb, lighting)
+        followup_masks = segment_photo(segment, segmented_followup)
+        lighting = dataclasses.replace(lighting, rebalanced=True)
     comparison = compare_masks(
-        baseline_skin,
-        baseline_lesion,
-        followup_skin,
-        followup_lesion,
+        *baseline_masks[:2],
+        *followup_masks[:2],
         alignment,
         region,
         pixels_per_cm=pixels_per_cm,
@@ -177,20 +193,16 @@ def compare_photos(
         body_surface_cm2=body_surface_cm2,
         tolerance_px=tolerance_px,
         config=config,
-        baseline_depigmented=baseline_depigmented,
-        followup_depigmented=followup_depigmented,
+        baseline_depigmented=baseline_masks[2],
+        followup_depigmented=followup_masks[2],
     )
     visits = (
-        ("baseline", baseline_rgb, baseline_skin, baseline_lesion),
-        ("follow-up", followup_rgb, followup_skin, followup_lesion),
+        ("baseline photo", baseline_rgb, baseline_masks),
+        ("follow-up photo", segmented_followup, followup_masks),
     )
     light_skin_notes = [
-        note
-        for visit, rgb, skin, lesion in visits
-        if (note := light_skin_note(f"{visit} photo", rgb, skin, lesion, quality))
+        light_skin_note(label, rgb, masks[0], masks[1], quality) for label, rgb, masks in visits
     ]
-    aligned = warp_to_baseline(followup_rgb, alignment) if comparison.labels is not None else None
-    lighting = _lighting(visits, alignment, aligned)
     tolerance = (quality or QualityConfig()).max_lighting_change
     lighting_notes = [lighting_note(lighting, tolerance) if lighting else None]
     extra_notes = [note for note in (*lighting_notes, *light_skin_notes) if note]
@@ -200,20 +212,22 @@ def compare_photos(
 
 
 def _lighting(
-    visits: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray]],
+    baseline: tuple[np.ndarray, np.ndarray, np.ndarray],
+    followup: tuple[np.ndarray, np.ndarray, np.ndarray],
     alignment: Alignment,
     aligned_followup: np.ndarray | None,
 ) -> LightingChange | None:
     """Pixel-matched on the normal skin both photos show when they are aligned; else (or
-    with too little such skin) from each photo's own normal skin."""
-    (_, base_rgb, base_skin, base_lesion), (_, follow_rgb, follow_skin, follow_lesion) = visits
+    with too little such skin) from each photo's own normal skin. Each visit is (photo,
+    skin, lesion)."""
+    (base_rgb, base_skin, base_lesion), (_, follow_skin, follow_lesion) = baseline, followup
     if aligned_followup is not None:
         normal_followup = warp_to_baseline(follow_skin & ~follow_lesion, alignment, nearest=True)
         normal_in_both = base_skin & ~base_lesion & normal_followup & common_area(alignment)
         matched = matched_lighting_change(base_rgb, aligned_followup, normal_in_both)
         if matched is not None:
             return matched
-    colours = [normal_skin_colour(rgb, skin, lesion) for _, rgb, skin, lesion in visits]
+    colours = [normal_skin_colour(*visit) for visit in (baseline, followup)]
     return None if any(c is None for c in colours) else lighting_change(*colours)
 
 
@@ -263,6 +277,7 @@ def comparison_row(
         "alignment_overlap": alignment.overlap,
         "lighting_exposure": None if lighting is None else lighting.exposure,
         "lighting_red_blue": None if lighting is None else lighting.red_blue,
+        "lighting_rebalanced": None if lighting is None else lighting.rebalanced,
         "notes": " | ".join(comparison.notes),
     }
     for name in (
