@@ -403,11 +403,12 @@ def test_compare_command_on_two_photos_with_a_tiny_model(tmp_path, tiny_model_di
         f"output={out}",
         "region=face",
         f"checkpoint={tiny_model_dir}",
+        "match_lighting=true",
     ]
     subprocess.run(command, check=True, capture_output=True, cwd=tmp_path)
     data = json.loads((out / "comparison.json").read_text())
     assert data["region"] == "face"
-    assert data["alignment"]["reliable"] is True and "lighting" in data
+    assert data["alignment"]["reliable"] is True and data["lighting"]["pixel_matched"] is True
     assert (out / "side_by_side.jpg").is_file() and (out / "blink.gif").is_file()
 
 
