@@ -112,6 +112,13 @@ def main() -> None:
         "makes, and how often the lighting note is raised",
     )
     parser.add_argument(
+        "--lightings",
+        nargs="+",
+        choices=list(LIGHTINGS),
+        default=list(LIGHTINGS),
+        help="re-lit versions to score (default all; 'as taken' is always scored)",
+    )
+    parser.add_argument(
         "--match-lighting",
         action="store_true",
         help="with --compare-region: also compare with each follow-up re-balanced to the "
@@ -129,24 +136,26 @@ def main() -> None:
         cases = [case for case in cases if case.case_id in wanted]
     if not cases:
         sys.exit(f"{args.dataset}: no photos with lesion masks to score")
-    dice: dict[str, list[float]] = {name: [] for name in LIGHTINGS}
+    lightings = {"as taken": LIGHTINGS["as taken"]}
+    lightings.update({name: LIGHTINGS[name] for name in args.lightings})
+    dice: dict[str, list[float]] = {name: [] for name in lightings}
     # Lesion pixels outlined: a comparison of two visits reads change from this area.
-    area: dict[str, list[int]] = {name: [] for name in LIGHTINGS}
+    area: dict[str, list[int]] = {name: [] for name in lightings}
     # With --compare-region: per follow-up and setting of match_lighting, the improvement a
     # comparison with the photo as taken reports, and whether it notes the change of lighting.
-    followups = [*LIGHTINGS, HEALED, HEALED_DARK]
+    followups = [*lightings, HEALED, HEALED_DARK]
     settings = [False, True] if args.match_lighting else [False]
     responses: dict[tuple[bool, str], list[tuple[float | None, bool]]] = {
         (match, name): [] for match in settings for name in followups
     }
     for case in cases:
         rgb, truth = read_rgb(case.image_path), read_mask(case.mask_path("lesion"))
-        photos = {name: relit(rgb, gains) for name, gains in LIGHTINGS.items()}
+        photos = {name: relit(rgb, gains) for name, gains in lightings.items()}
         if args.compare_region:
             photos[HEALED] = half_healed(rgb, truth)
             photos[HEALED_DARK] = relit(photos[HEALED], LIGHTINGS["dark 15 %"])
         masks = {name: predictor.segment(photo) for name, photo in photos.items()}
-        for name in LIGHTINGS:
+        for name in lightings:
             lesion = masks[name][1]
             dice[name].append(score_masks(lesion, truth, with_hd95=False).dice)
             area[name].append(int(lesion.sum()))
@@ -172,7 +181,8 @@ def main() -> None:
             f"(worse on {int(np.sum(change < 0))} photos); lesion area x{median:.3f} "
             f"(median; quartiles {low:.3f}-{high:.3f}; smaller on {int(np.sum(area_ratio < 1))})"
         )
-    print(f"  mean over the five re-lit versions: {np.mean(shifted):.3f}")
+    if shifted:
+        print(f"  mean over the {len(shifted)} re-lit versions: {np.mean(shifted):.3f}")
     for (match, name), pairs in responses.items() if args.compare_region else ():
         if name == followups[0]:
             how = "follow-up re-balanced first" if match else "follow-up as given"
@@ -186,12 +196,33 @@ def main() -> None:
             f"{int(np.sum(improvements >= 0.5))} of {improvements.size}); "
             f"lighting note on {noted} of {len(pairs)}"
         )
+    if args.match_lighting:
+        print("per photo, a re-balanced follow-up against the same in the baseline's light:")
+        for name in followups[1:]:
+            reference = HEALED if name in (HEALED, HEALED_DARK) else "as taken"
+            gaps = np.array(
+                [
+                    abs(matched - taken)
+                    for (matched, _), (taken, _) in zip(
+                        responses[True, name], responses[False, reference], strict=True
+                    )
+                    if matched is not None and taken is not None
+                ]
+            )
+            print(
+                f"  {name:12s} |improvement difference| median {np.median(gaps):.3f}; "
+                f"within 0.05 on {int(np.sum(gaps <= 0.05))} of {gaps.size}"
+            )
     if args.json:
         cases_out = [
             {
                 "case_id": case.case_id,
-                **{name: dice[name][i] for name in LIGHTINGS},
-                "lesion_px": {name: area[name][i] for name in LIGHTINGS},
+                **{name: dice[name][i] for name in lightings},
+                "lesion_px": {name: area[name][i] for name in lightings},
+                "improvement": {
+                    f"{name}{', re-balanced' if match else ''}": pairs[i][0]
+                    for (match, name), pairs in responses.items()
+                },
             }
             for i, case in enumerate(cases)
         ]
