@@ -13,10 +13,13 @@ truth) beside the scores against the truth:
   odds, 2 Σ_mask p / (Σ p + |mask|) over skin (``expected_dice`` below);
 - ``boundary_ambiguity``: ambiguous pixels over ambiguous plus lesion pixels, i.e. ambiguity
   relative to the lesion's size rather than to the skin's;
-- ``ita_deg``: the normal skin's typology angle (the ``light_skin`` flag's measure).
+- ``ita_deg``: the normal skin's typology angle (the ``light_skin`` flag's measure);
+- ``relit_agreement`` (with ``--relit``): mean Dice between the one-pass lesion mask of the
+  photo as taken and of two re-lit copies (10 % cooler, 15 % darker; both empty -> 1): how
+  fragile the mask is under a small change of light. Costs three more passes per photo.
 
     python scripts/confidence_study.py --dataset DATA/vitiligo-web --split-file RUN/split.json \
-        --parts train val --out study.csv [--checkpoint MODEL] [--scales 0.75 1.0 1.25]
+        --parts train val --out study.csv [--checkpoint MODEL] [--scales 0.75 1.0 1.25] [--relit]
 
 Then ``--analyse study.csv`` prints rank correlations with Dice per part.
 """
@@ -30,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 from scipy.stats import spearmanr
+from white_balance_probe import LIGHTINGS, relit
 
 from vitiseg.data.dataset_format import load_dataset
 from vitiseg.data.splits import load_split
@@ -47,7 +51,10 @@ MEASURES = (
     "expected_dice",
     "boundary_ambiguity",
     "ita_deg",
+    "relit_agreement",
 )
+# The re-lit copies of relit_agreement: gains per channel, as in white_balance_probe.py.
+AGREEMENT_LIGHTINGS = ("cool 10 %", "dark 15 %")
 
 
 def expected_dice(probability: np.ndarray, mask: np.ndarray, region: np.ndarray) -> float:
@@ -83,9 +90,29 @@ def measures_of(prediction, skin: np.ndarray, lesion: np.ndarray, rgb) -> dict:
     }
 
 
+def relit_agreement(one_pass, rgb: np.ndarray) -> float:
+    """Mean Dice between the one-pass lesion mask of ``rgb`` and of its re-lit copies
+    (``AGREEMENT_LIGHTINGS``); two empty masks agree fully."""
+
+    def lesion_of(image: np.ndarray) -> np.ndarray:
+        return one_pass.masks(one_pass.predict(image), image)[1]
+
+    as_taken = lesion_of(rgb)
+    agreements = []
+    for name in AGREEMENT_LIGHTINGS:
+        copy = lesion_of(relit(rgb, LIGHTINGS[name]))
+        total = int(as_taken.sum()) + int(copy.sum())
+        overlap = int(np.count_nonzero(as_taken & copy))
+        agreements.append(1.0 if total == 0 else 2 * overlap / total)
+    return float(np.mean(agreements))
+
+
 def study(args) -> None:
     infer = {"tta": not args.no_tta, "scales": args.scales}
     predictor, model_dir = predictor_from_config(args.checkpoint, infer)
+    one_pass = None
+    if args.relit:
+        one_pass, _ = predictor_from_config(args.checkpoint, {"tta": False, "scales": [1.0]})
     cases = list(load_dataset(args.dataset))
     if args.split_file:
         folds = load_split(args.split_file)[Path(args.dataset).name]
@@ -107,6 +134,8 @@ def study(args) -> None:
             "part": part_of[case.case_id],
         }
         row |= measures_of(prediction, skin, lesion, rgb)
+        if one_pass is not None:
+            row["relit_agreement"] = relit_agreement(one_pass, rgb)
         if truth["lesion"] is not None:
             row["lesion_dice"] = score_masks(lesion, truth["lesion"], with_hd95=False).dice
         if truth["depigmented"] is not None and depigmented is not None:
@@ -148,7 +177,7 @@ def analyse(path: str, target: str, parts: list[str] | None) -> None:
         truth = np.array([float(r[target]) for r in chosen])
         print(f"{part}: {len(chosen)} photos, mean {target} {truth.mean():.3f}")
         for name in MEASURES:
-            values = np.array([float(r[name]) if r[name] else np.nan for r in chosen])
+            values = np.array([float(r[name]) if r.get(name) else np.nan for r in chosen])
             keep = ~np.isnan(values)
             if keep.sum() < 3:
                 continue
@@ -161,7 +190,7 @@ def apply_cut(path: str, target: str, measure: str, choose_on: str, poor_below: 
     ``choose_on`` part, then report flagged against unflagged photos in every part."""
     with open(path) as handle:
         rows = list(csv.DictReader(handle))
-    low_is_bad = measure == "expected_dice"
+    low_is_bad = measure in ("expected_dice", "relit_agreement")
     chosen = [r for r in rows if r["part"] == choose_on and r.get(target)]
     values = np.array([float(r[measure]) for r in chosen])
     poor = np.array([float(r[target]) < poor_below for r in chosen])
@@ -196,6 +225,7 @@ def main() -> None:
     parser.add_argument("--parts", nargs="+", default=["train", "val"])
     parser.add_argument("--scales", type=float, nargs="+", default=[0.75, 1.0, 1.25])
     parser.add_argument("--no-tta", action="store_true")
+    parser.add_argument("--relit", action="store_true", help="also measure relit_agreement")
     parser.add_argument("--out")
     parser.add_argument("--analyse", help="a CSV this script wrote")
     parser.add_argument("--target", default="lesion_dice")
