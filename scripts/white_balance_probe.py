@@ -74,9 +74,10 @@ def compare_with_taken(
     region: str,
     segment,
     match_lighting: bool = False,
-) -> tuple[float | None, bool]:
-    """(improvement, lighting note raised) of the photo as taken against its ``name`` copy,
-    with the masks already found for each copy (``segment`` finds any others)."""
+) -> tuple[float | None, bool, bool]:
+    """(improvement, lighting note raised, clipped-beyond-repair note raised) of the photo
+    as taken against its ``name`` copy, with the masks already found for each copy
+    (``segment`` finds any others)."""
     by_photo = {id(photos[key]): masks[key] for key in photos}
     result = compare_photos(
         photos["as taken"],
@@ -86,8 +87,10 @@ def compare_with_taken(
         align_method="none",
         match_lighting=match_lighting,
     )
-    noted = any(note.startswith("lighting changed") for note in result.comparison.notes)
-    return result.comparison.response.improvement, noted
+    notes = result.comparison.notes
+    noted = any(note.startswith("lighting changed") for note in notes)
+    clipped = any("cannot restore" in note for note in notes)
+    return result.comparison.response.improvement, noted, clipped
 
 
 def main() -> None:
@@ -145,7 +148,7 @@ def main() -> None:
     # comparison with the photo as taken reports, and whether it notes the change of lighting.
     followups = [*lightings, HEALED, HEALED_DARK]
     settings = [False, True] if args.match_lighting else [False]
-    responses: dict[tuple[bool, str], list[tuple[float | None, bool]]] = {
+    responses: dict[tuple[bool, str], list[tuple[float | None, bool, bool]]] = {
         (match, name): [] for match in settings for name in followups
     }
     for case in cases:
@@ -187,8 +190,8 @@ def main() -> None:
         if name == followups[0]:
             how = "follow-up re-balanced first" if match else "follow-up as given"
             print(f"comparisons with the photo as taken ({args.compare_region} VASI, {how}):")
-        improvements = np.array([i for i, _ in pairs if i is not None], dtype=float)
-        noted = sum(note for _, note in pairs)
+        improvements = np.array([i for i, *_ in pairs if i is not None], dtype=float)
+        noted = sum(note for _, note, _ in pairs)
         print(
             f"  {name:12s} improvement median {np.median(improvements):+.1%} "
             f"(quartiles {np.percentile(improvements, 25):+.1%} to "
@@ -200,18 +203,23 @@ def main() -> None:
         print("per photo, a re-balanced follow-up against the same in the baseline's light:")
         for name in followups[1:]:
             reference = HEALED if name in (HEALED, HEALED_DARK) else "as taken"
-            gaps = np.array(
-                [
-                    abs(matched - taken)
-                    for (matched, _), (taken, _) in zip(
-                        responses[True, name], responses[False, reference], strict=True
-                    )
-                    if matched is not None and taken is not None
-                ]
-            )
+            paired = [
+                (abs(matched - taken), clipped_note)
+                for (matched, _, clipped_note), (taken, *_) in zip(
+                    responses[True, name], responses[False, reference], strict=True
+                )
+                if matched is not None and taken is not None
+            ]
+            if not paired:
+                continue
+            gaps = np.array([gap for gap, _ in paired])
+            clipped = np.array([note for _, note in paired], dtype=bool)
+            near = gaps <= 0.05
             print(
                 f"  {name:12s} |improvement difference| median {np.median(gaps):.3f}; "
-                f"within 0.05 on {int(np.sum(gaps <= 0.05))} of {gaps.size}"
+                f"within 0.05 on {int(np.sum(near))} of {gaps.size}; clipped note on "
+                f"{int(np.sum(clipped & ~near))} of the {int(np.sum(~near))} beyond, "
+                f"{int(np.sum(clipped & near))} of the {int(np.sum(near))} within"
             )
     if args.json:
         cases_out = [
@@ -222,6 +230,9 @@ def main() -> None:
                 "improvement": {
                     f"{name}{', re-balanced' if match else ''}": pairs[i][0]
                     for (match, name), pairs in responses.items()
+                },
+                "clipped_note": {
+                    name: pairs[i][2] for (match, name), pairs in responses.items() if match
                 },
             }
             for i, case in enumerate(cases)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import subprocess
 import sys
@@ -29,6 +30,7 @@ from vitiseg.compare.lighting import (
     matched_lighting_change,
     normal_skin_colour,
     rebalanced,
+    unrestorable_share,
     worth_rebalancing,
 )
 from vitiseg.compare.manifest import (
@@ -616,6 +618,9 @@ def test_matching_the_lighting_removes_the_response_a_darker_photo_alone_makes(t
     assert matched.lighting.rebalanced and matched.lighting.exposure == pytest.approx(0.85, 0.01)
     assert abs(matched.comparison.response.improvement) < 0.05
     assert any("re-balanced" in note for note in matched.comparison.notes)
+    # Dividing by 0.85 brightens: nothing clipped needs lowering, so no such note.
+    assert matched.lighting.clipped_share == 0
+    assert not any("cannot restore" in note for note in matched.comparison.notes)
     write_pair_outputs(tmp_path, matched, photo, darker, panels=False)
     data = json.loads((tmp_path / "comparison.json").read_text())
     assert data["lighting"]["followup_rebalanced"] is True
@@ -626,6 +631,57 @@ def test_matching_the_lighting_removes_the_response_a_darker_photo_alone_makes(t
         photo, photo.copy(), segment, "face", align_method="none", match_lighting=True
     )
     assert not same.lighting.rebalanced and same.comparison.response.improvement == 0
+
+
+def test_skin_clipped_in_a_channel_that_rebalancing_lowers_cannot_be_restored():
+    photo = np.array(
+        [[[255, 120, 255], [255, 120, 90], [200, 255, 90], [255, 255, 255]]], np.uint8
+    )
+    skin = np.array([[True, True, True, False]])
+    warmer = lighting_change(np.full(3, 100.0), np.array([120.0, 100.0, 80.0]))
+    # Only red is lowered (x 1/1.2): the two skin pixels with red at 255 count, green at
+    # 255 (unchanged channel) and the clipped pixel outside the skin do not.
+    assert unrestorable_share(photo, skin, warmer) == pytest.approx(2 / 3)
+    darker = lighting_change(np.full(3, 100.0), np.full(3, 85.0))
+    assert unrestorable_share(photo, skin, darker) == 0
+
+
+def test_the_lighting_note_says_when_clipping_leaves_a_rebalanced_follow_up_off():
+    change = dataclasses.replace(
+        lighting_change(np.full(3, 100.0), np.array([120.0, 100.0, 80.0])),
+        rebalanced=True,
+        clipped_share=0.3,
+    )
+    note = lighting_note(change, 0.1, max_clipped_share=0.05)
+    assert "re-balanced" in note and "30% of the follow-up's skin is clipped" in note
+    assert "cannot restore" not in lighting_note(change, 0.1, max_clipped_share=0.5)
+    # Below the lighting tolerance the clipping is still worth a note; without it, none.
+    small = dataclasses.replace(change, channels=(1.05, 1.0, 1.0), red_blue=1.05)
+    assert "cannot restore" in lighting_note(small, 0.1, max_clipped_share=0.05)
+    assert lighting_note(dataclasses.replace(small, clipped_share=0.0), 0.1, 0.05) is None
+
+
+def test_a_brighter_follow_up_with_clipped_patches_is_noted_after_rebalancing(tmp_path):
+    skin, before, _ = face_visits()
+    photo = _photo_with_graded_lesions(skin, before)
+    brighter = np.clip(np.rint(photo * 1.15), 0, 255).astype(np.uint8)  # patches clip
+    result = compare_photos(
+        photo, brighter, _lightness_segmenter, "face", align_method="none", match_lighting=True
+    )
+    assert result.lighting.rebalanced
+    # The patches' centres (218 and lighter, x 1.15 >= 250) clip, their edges do not.
+    clipped_in_skin = np.mean((brighter[skin] >= 250).any(axis=1))
+    assert result.lighting.clipped_share == pytest.approx(clipped_in_skin)
+    assert 0.05 < result.lighting.clipped_share < before.sum() / skin.sum()
+    assert any("cannot restore" in note for note in result.comparison.notes)
+    write_pair_outputs(tmp_path, result, photo, brighter, panels=False)
+    data = json.loads((tmp_path / "comparison.json").read_text())
+    assert data["lighting"]["followup_clipped_share"] == pytest.approx(
+        result.lighting.clipped_share, abs=1e-4
+    )
+    with open(tmp_path / "comparison.csv", newline="") as handle:
+        row = next(csv.DictReader(handle))
+    assert float(row["lighting_clipped_share"]) == pytest.approx(result.lighting.clipped_share)
 
 
 def test_photos_that_cannot_be_aligned_are_not_rebalanced():

@@ -48,6 +48,8 @@ class LightingChange:
         pixel_matched: Read pixel by pixel on aligned normal skin (else from each photo's
             own median, which the two lesion masks' differences move).
         rebalanced: The follow-up was divided by ``channels`` before it was segmented.
+        clipped_share: With ``rebalanced``: share of the follow-up's skin clipped white in a
+            channel the re-balancing lowers (:func:`unrestorable_share`); None otherwise.
     """
 
     exposure: float
@@ -55,6 +57,7 @@ class LightingChange:
     channels: tuple[float, float, float]
     pixel_matched: bool = False
     rebalanced: bool = False
+    clipped_share: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -63,6 +66,9 @@ class LightingChange:
             "channels": [round(ratio, 4) for ratio in self.channels],
             "pixel_matched": self.pixel_matched,
             "followup_rebalanced": self.rebalanced,
+            "followup_clipped_share": (
+                None if self.clipped_share is None else round(self.clipped_share, 4)
+            ),
         }
 
 
@@ -128,10 +134,40 @@ def rebalanced(rgb: np.ndarray, change: LightingChange) -> np.ndarray:
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
 
-def lighting_note(change: LightingChange, tolerance: float) -> str | None:
+def unrestorable_share(rgb: np.ndarray, skin: np.ndarray, change: LightingChange) -> float:
+    """Share of the follow-up's ``skin`` pixels clipped white (>= 250) in a channel that
+    re-balancing lowers (ratio above 1.02): their level before clipping is unknown, so the
+    re-balanced photo keeps them too light, mostly on white patches of a brighter or warmer
+    follow-up."""
+    lowered = [
+        channel for channel, ratio in enumerate(change.channels) if ratio > 1 + _MIN_REBALANCE
+    ]
+    skin = np.asarray(skin, bool)
+    if not lowered or not skin.any():
+        return 0.0
+    pixels = np.asarray(rgb)[skin][:, lowered]
+    return float(np.mean((pixels >= _CLIPPED).any(axis=1)))
+
+
+def lighting_note(
+    change: LightingChange, tolerance: float, max_clipped_share: float = 1.0
+) -> str | None:
     """A plain-language note when exposure or red/blue balance moved by more than
-    ``tolerance`` (relative, either way); None otherwise. It says whether the follow-up was
-    re-balanced before it was segmented."""
+    ``tolerance`` (relative, either way), or when a re-balanced follow-up has more than
+    ``max_clipped_share`` of its skin clipped beyond repair; None otherwise. It says whether
+    the follow-up was re-balanced before it was segmented."""
+    clipped = (
+        change.rebalanced
+        and change.clipped_share is not None
+        and change.clipped_share > max_clipped_share
+    )
+    clipped_part = (
+        f"; {change.clipped_share:.0%} of the follow-up's skin is clipped white in a colour "
+        "channel the re-balancing lowers, which it cannot restore (those pixels stay too "
+        "light), so the comparison may still be off"
+        if clipped
+        else ""
+    )
     parts = []
     for ratio, lower, higher in (
         (change.exposure, "darker", "brighter"),
@@ -141,6 +177,8 @@ def lighting_note(change: LightingChange, tolerance: float) -> str | None:
             word = lower if ratio < 1 else higher
             parts.append(f"{abs(ratio - 1):.0%} {word}")
     if not parts:
+        if clipped:
+            return "the follow-up was re-balanced to the baseline's normal skin" + clipped_part
         return None
     changed = (
         f"lighting changed: the normal skin is {' and '.join(parts)} in the follow-up photo "
@@ -150,8 +188,8 @@ def lighting_note(change: LightingChange, tolerance: float) -> str | None:
         return changed + (
             "the follow-up was re-balanced to the baseline's normal skin before it was "
             "segmented, which removes much of a change of exposure or white balance but not "
-            "of shadows, glare or a tan: take both visits under the same light and camera "
-            "settings"
+            "of shadows, glare or a tan" + clipped_part + ": take both visits under the same "
+            "light and camera settings"
         )
     return changed + (
         "the model outlines less lesion on darker photos, more on brighter ones and misses "

@@ -35,6 +35,7 @@ from vitiseg.compare.lighting import (
     matched_lighting_change,
     normal_skin_colour,
     rebalanced,
+    unrestorable_share,
     worth_rebalancing,
 )
 from vitiseg.compare.panels import blink_gif, change_map_image, checkerboard, side_by_side
@@ -86,6 +87,7 @@ COMPARISON_COLUMNS = (
     "lighting_exposure",
     "lighting_red_blue",
     "lighting_rebalanced",
+    "lighting_clipped_share",
     "notes",
 )
 
@@ -182,7 +184,8 @@ def compare_photos(
     if match_lighting and lighting and lighting.pixel_matched and worth_rebalancing(lighting):
         segmented_followup = rebalanced(followup_rgb, lighting)
         followup_masks = segment_photo(segment, segmented_followup)
-        lighting = dataclasses.replace(lighting, rebalanced=True)
+        clipped = unrestorable_share(followup_rgb, followup_masks[0], lighting)
+        lighting = dataclasses.replace(lighting, rebalanced=True, clipped_share=clipped)
     comparison = compare_masks(
         *baseline_masks[:2],
         *followup_masks[:2],
@@ -203,8 +206,12 @@ def compare_photos(
     light_skin_notes = [
         light_skin_note(label, rgb, masks[0], masks[1], quality) for label, rgb, masks in visits
     ]
-    tolerance = (quality or QualityConfig()).max_lighting_change
-    lighting_notes = [lighting_note(lighting, tolerance) if lighting else None]
+    quality = quality or QualityConfig()
+    lighting_notes = [
+        lighting_note(lighting, quality.max_lighting_change, quality.max_rebalance_clipped_share)
+        if lighting
+        else None
+    ]
     extra_notes = [note for note in (*lighting_notes, *light_skin_notes) if note]
     if extra_notes:
         comparison = dataclasses.replace(comparison, notes=(*comparison.notes, *extra_notes))
@@ -278,6 +285,7 @@ def comparison_row(
         "lighting_exposure": None if lighting is None else lighting.exposure,
         "lighting_red_blue": None if lighting is None else lighting.red_blue,
         "lighting_rebalanced": None if lighting is None else lighting.rebalanced,
+        "lighting_clipped_share": None if lighting is None else lighting.clipped_share,
         "notes": " | ".join(comparison.notes),
     }
     for name in (

@@ -96,6 +96,9 @@ class QualityConfig:
             median of the normal skin's green level, or its red/blue ratio, differs between
             the photos by more than this (relative, either way): the default model outlines
             less lesion on darker or bluer photos (docs/compare_and_cohort.md).
+        max_rebalance_clipped_share: A re-balanced follow-up (``match_lighting``) is noted
+            as possibly still off when more than this share of its skin is clipped white in
+            a channel the re-balancing lowers (those pixels cannot be restored).
     """
 
     analysis_long_side: int = 512
@@ -121,6 +124,7 @@ class QualityConfig:
     depigmented_share_min_lesion: float = 0.001
     light_skin_min_ita: float = 41.0
     max_lighting_change: float = 0.1
+    max_rebalance_clipped_share: float = 0.05
 
     def __post_init__(self) -> None:
         if self.analysis_long_side < 16:
@@ -142,6 +146,7 @@ class QualityConfig:
             "max_ambiguous_skin_share",
             "min_depigmented_share",
             "depigmented_share_min_lesion",
+            "max_rebalance_clipped_share",
         ):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name}: must lie within [0, 1]")
