@@ -138,12 +138,13 @@ def _two_photos(cfg: DictConfig, segment: Segmenter, out: Path, options: dict) -
         panel_max_side=int(cfg.panel_max_side),
     )
     comparison = result.comparison
+    improvement = comparison.response.improvement
     log.info(
         "%s VASI %.3f -> %.3f (improvement %s); alignment %s",
         comparison.region,
         comparison.baseline.vasi,
         comparison.followup.vasi,
-        comparison.response.improvement,
+        "undefined: baseline 0" if improvement is None else f"{improvement:+.1%}",
         comparison.alignment.reason,
     )
     for note in comparison.notes:
