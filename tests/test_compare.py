@@ -25,6 +25,7 @@ from vitiseg.compare import (
     write_pair_outputs,
 )
 from vitiseg.compare.lighting import (
+    is_lighting_note,
     lighting_change,
     lighting_note,
     matched_lighting_change,
@@ -36,6 +37,7 @@ from vitiseg.compare.lighting import (
 from vitiseg.compare.manifest import (
     ManifestError,
     compare_manifest,
+    lighting_summary,
     read_manifest,
     write_manifest_outputs,
 )
@@ -335,10 +337,15 @@ def test_manifest_comparison_gives_per_patient_f_and_t_vasi(tmp_path):
     assert (tmp_path / "out" / "pairs" / "p1" / "face" / "change_map.png").is_file()
     report = (tmp_path / "out" / "report.html").read_text()
     assert "p1 / face" in report and "<script" not in report
+    # The pair's lighting note is shown with the pair, and counted at the top.
+    assert "200% brighter" in report
+    assert lighting_summary(result).startswith("Lighting: 1 of 1 compared photo pairs")
+    assert "0 follow-up photo(s) were re-balanced" in report
     # Re-balanced to the baseline's grey 20, the follow-up is segmented as the baseline was.
     matched = compare_v0_with_v1(manifest, segment, tmp_path / "matched", match_lighting=True)
     (face, _) = matched.patients[0].regions
     assert face.lighting.rebalanced and face.response.improvement == pytest.approx(0.0)
+    assert "1 follow-up photo(s) were re-balanced" in lighting_summary(matched)
 
 
 def test_manifest_problems_are_named(tmp_path):
@@ -654,10 +661,12 @@ def test_the_lighting_note_says_when_clipping_leaves_a_rebalanced_follow_up_off(
     )
     note = lighting_note(change, 0.1, max_clipped_share=0.05)
     assert "re-balanced" in note and "30% of the follow-up's skin is clipped" in note
+    assert is_lighting_note(note) and not is_lighting_note("light skin in the baseline photo")
     assert "cannot restore" not in lighting_note(change, 0.1, max_clipped_share=0.5)
     # Below the lighting tolerance the clipping is still worth a note; without it, none.
     small = dataclasses.replace(change, channels=(1.05, 1.0, 1.0), red_blue=1.05)
     assert "cannot restore" in lighting_note(small, 0.1, max_clipped_share=0.05)
+    assert is_lighting_note(lighting_note(small, 0.1, max_clipped_share=0.05))
     assert lighting_note(dataclasses.replace(small, clipped_share=0.0), 0.1, 0.05) is None
 
 

@@ -17,6 +17,7 @@ from vitiseg.compare import AlignSettings, compare_photos, write_pair_outputs
 from vitiseg.compare.manifest import (
     ManifestError,
     compare_manifest,
+    lighting_summary,
     read_manifest,
     write_manifest_outputs,
 )
@@ -171,6 +172,8 @@ def _manifest(cfg: DictConfig, segment: Segmenter, out: Path, options: dict) -> 
         return 1
     write_manifest_outputs(out, result)
     log.info("%d patient(s) compared; report: %s", len(result.patients), out / "report.html")
+    if lighting := lighting_summary(result):
+        log.info("%s", lighting)
     for failure in result.failures:
         log.error("%s", failure)
     return 1 if result.failures else 0

@@ -149,6 +149,15 @@ def unrestorable_share(rgb: np.ndarray, skin: np.ndarray, change: LightingChange
     return float(np.mean((pixels >= _CLIPPED).any(axis=1)))
 
 
+# Every note lighting_note writes starts with one of these (a cohort counts them).
+_NOTE_STARTS = ("lighting changed", "the follow-up was re-balanced")
+
+
+def is_lighting_note(note: str) -> bool:
+    """True for a note :func:`lighting_note` wrote."""
+    return note.startswith(_NOTE_STARTS)
+
+
 def lighting_note(
     change: LightingChange, tolerance: float, max_clipped_share: float = 1.0
 ) -> str | None:

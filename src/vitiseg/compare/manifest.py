@@ -27,7 +27,7 @@ from typing import Any
 
 from vitiseg.compare.align import AlignSettings
 from vitiseg.compare.change import Comparison
-from vitiseg.compare.lighting import LightingChange
+from vitiseg.compare.lighting import LightingChange, is_lighting_note
 from vitiseg.compare.pairs import (
     COMPARISON_COLUMNS,
     AlignMethod,
@@ -659,6 +659,28 @@ def _manifest_json(result: ManifestComparison) -> dict[str, Any]:
     }
 
 
+def lighting_summary(result: ManifestComparison) -> str | None:
+    """One sentence on how many compared pairs carry a lighting note and how many
+    follow-ups were re-balanced; None when no pair was compared."""
+    compared = [
+        outcome
+        for patient in result.patients
+        for outcome in patient.regions
+        if outcome.comparison is not None
+    ]
+    if not compared:
+        return None
+    noted = sum(any(map(is_lighting_note, o.comparison.notes)) for o in compared)
+    rebalanced = sum(o.lighting is not None and o.lighting.rebalanced for o in compared)
+    return (
+        f"Lighting: {noted} of {len(compared)} compared photo pairs carry a lighting note "
+        f"(the light or camera settings changed between the visits, or re-balancing could not "
+        f"undo it fully); {rebalanced} follow-up photo(s) were re-balanced to their baseline's "
+        "normal skin before segmenting (match_lighting). Read those pairs' notes before their "
+        "responses."
+    )
+
+
 def manifest_report_html(result: ManifestComparison) -> str:
     """A self-contained HTML page (every value escaped) linking the pair panels."""
     esc = html.escape
@@ -694,10 +716,11 @@ def manifest_report_html(result: ManifestComparison) -> str:
                 else ""
             )
             improvement = _fmt_percent(comparison.response.improvement)
+            notes = "".join(f"<li>{esc(note)}</li>" for note in comparison.notes)
             pair_blocks.append(
                 f"<h3>{esc(title)}</h3><p>VASI {comparison.baseline.vasi:.2f} &rarr; "
                 f"{comparison.followup.vasi:.2f} ({esc(improvement)} improvement); "
-                f"alignment: {esc(status)}</p>{image}"
+                f"alignment: {esc(status)}</p>" + (f"<ul>{notes}</ul>" if notes else "") + image
             )
     failures = "".join(f"<li>{esc(item)}</li>" for item in result.failures)
     header = (
@@ -715,6 +738,7 @@ def manifest_report_html(result: ManifestComparison) -> str:
         "photographed at both visits. Improvement = (baseline &minus; follow-up) / baseline."
         "</p>"
         f"<table>{header}{''.join(patient_rows)}</table>"
+        + (f"<p>{esc(lighting)}</p>" if (lighting := lighting_summary(result)) else "")
         + (f"<h2>Failures</h2><ul>{failures}</ul>" if failures else "")
         + "<h2>Photo pairs</h2>"
         + "".join(pair_blocks)
