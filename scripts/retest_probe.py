@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+"""How far does a comparison of two visits move when nothing changed?
+
+vitiligo-web holds two or three copies of most of its source photos (flipped, rotated,
+cropped or tiled, some identical and annotated twice), so every copy is a re-take of the same
+skin with no change. Each copy (follow-up) is compared with the first photo of its source
+(baseline) as ``vitiseg-compare`` does with its defaults (SIFT alignment with ECC refinement,
+``match_lighting``), twice:
+
+- with the model (default inference unless told otherwise): the comparison a user gets;
+- with the truth lesion masks (and the model's skin; the lesion counted fully depigmented):
+  what is left when the segmentation is perfect, i.e. the noise of the photos' geometry and
+  of the common area.
+
+A true improvement is 0 for every pair, so each reported improvement is an error, and an
+improvement of 50 % or more is a false "VASI50 responder".
+
+    python scripts/retest_probe.py --dataset DATA/vitiligo-web [--split-file RUN/split.json \
+        --part val] [--region face] [--tta --scales 0.75 1.0 1.25] [--json retest.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from vitiseg.compare import compare_photos
+from vitiseg.data.dataset_format import load_dataset
+from vitiseg.data.splits import load_split
+from vitiseg.inference.factory import predictor_from_config
+from vitiseg.io.images import read_mask, read_rgb
+
+
+def pairs_of(cases) -> list[tuple]:
+    """(baseline, follow-up) cases: each source's first photo against each of its others."""
+    by_source = defaultdict(list)
+    for case in cases:
+        by_source[case.patient_id].append(case)
+    return [
+        (copies[0], other)
+        for _, copies in sorted(by_source.items())
+        for copies in [sorted(copies, key=lambda c: c.case_id)]
+        for other in copies[1:]
+    ]
+
+
+class CachedSegmenter:
+    """The model's masks of each photo array, computed once (a baseline serves several
+    pairs); arrays it has not seen (a re-balanced follow-up) are segmented afresh."""
+
+    def __init__(self, predictor) -> None:
+        self.predictor = predictor
+        self.cache: dict[int, tuple] = {}
+
+    def add(self, rgb: np.ndarray) -> None:
+        self.cache[id(rgb)] = self.predictor.segment(rgb)
+
+    def __call__(self, rgb: np.ndarray) -> tuple:
+        return self.cache.get(id(rgb)) or self.predictor.segment(rgb)
+
+
+def summarise(label: str, improvements: list[float | None]) -> dict:
+    values = np.array([v for v in improvements if v is not None], dtype=float)
+    if values.size == 0:
+        print(f"  {label}: no pair with a non-zero baseline")
+        return {"pairs": 0}
+    errors = np.abs(values)
+    low, median, high = np.percentile(errors, [25, 50, 75])
+    responders = int(np.sum(values >= 0.5))
+    print(
+        f"  {label}: |improvement| median {median:.1%} (quartiles {low:.1%}-{high:.1%}); "
+        f">= 50 %: {responders} of {values.size}; >= 25 % either way: "
+        f"{int(np.sum(errors >= 0.25))} of {values.size}"
+    )
+    return {
+        "pairs": int(values.size),
+        "abs_median": float(median),
+        "abs_quartiles": [float(low), float(high)],
+        "false_vasi50": responders,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--checkpoint", help="a model folder; default: the shipped model")
+    parser.add_argument("--split-file", help="use only --part of this split")
+    parser.add_argument("--part", default="val")
+    parser.add_argument("--region", default="face", help="VASI region the pairs are scored as")
+    parser.add_argument("--tta", action="store_true", help="average over the four flips")
+    parser.add_argument("--scales", type=float, nargs="+", default=[1.0])
+    parser.add_argument("--json", help="also write the per-pair figures here")
+    args = parser.parse_args()
+
+    predictor, model_dir = predictor_from_config(
+        args.checkpoint, {"tta": args.tta, "scales": args.scales}
+    )
+    cases = [case for case in load_dataset(args.dataset) if case.mask_path("lesion")]
+    if args.split_file:
+        wanted = set(load_split(args.split_file)[Path(args.dataset).name][args.part])
+        cases = [case for case in cases if case.case_id in wanted]
+    pairs = pairs_of(cases)
+    if not pairs:
+        sys.exit(f"{args.dataset}: no source with two or more photos")
+    segment = CachedSegmenter(predictor)
+    photos: dict[str, np.ndarray] = {}
+    truth_masks: dict[int, tuple] = {}
+    rows = []
+    for baseline, followup in pairs:
+        for case in (baseline, followup):
+            if case.case_id not in photos:
+                rgb = read_rgb(case.image_path)
+                photos[case.case_id] = rgb
+                segment.add(rgb)
+                skin = segment.cache[id(rgb)][0]
+                lesion = read_mask(case.mask_path("lesion"))
+                truth_masks[id(rgb)] = (skin | lesion, lesion, lesion)
+        base_rgb, follow_rgb = photos[baseline.case_id], photos[followup.case_id]
+        model = compare_photos(base_rgb, follow_rgb, segment, args.region, match_lighting=True)
+        truth = compare_photos(base_rgb, follow_rgb, lambda rgb: truth_masks[id(rgb)], args.region)
+        rows.append(
+            {
+                "baseline": baseline.case_id,
+                "followup": followup.case_id,
+                "identical": bool(np.array_equal(base_rgb, follow_rgb)),
+                "aligned": model.comparison.alignment.reliable,
+                "alignment": model.comparison.alignment.reason,
+                "rebalanced": bool(model.lighting is not None and model.lighting.rebalanced),
+                "model_improvement": model.comparison.response.improvement,
+                "truth_improvement": truth.comparison.response.improvement,
+            }
+        )
+        print(f"{len(rows)}/{len(pairs)} {followup.case_id}", file=sys.stderr)
+
+    aligned = [row for row in rows if row["aligned"]]
+    print(
+        f"{model_dir}: {len(rows)} pairs of {len({r['baseline'] for r in rows})} sources "
+        f"(tta={args.tta}, scales={args.scales}, region {args.region}); aligned "
+        f"{len(aligned)}, identical photos {sum(r['identical'] for r in rows)}, follow-up "
+        f"re-balanced {sum(r['rebalanced'] for r in rows)}"
+    )
+    summary = {}
+    for subset, chosen in (("all pairs", rows), ("aligned pairs", aligned)):
+        print(f"{subset}:")
+        for source in ("model", "truth"):
+            label = f"{source:5s}"
+            summary[f"{subset}, {source}"] = summarise(
+                label, [row[f"{source}_improvement"] for row in chosen]
+            )
+    if args.json:
+        Path(args.json).write_text(json.dumps({"summary": summary, "pairs": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
