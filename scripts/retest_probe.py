@@ -10,13 +10,16 @@ skin with no change. Each copy (follow-up) is compared with the first photo of i
 - with the model (default inference unless told otherwise): the comparison a user gets;
 - with the truth lesion masks (and the model's skin; the lesion counted fully depigmented):
   what is left when the segmentation is perfect, i.e. the noise of the photos' geometry and
-  of the common area.
+  of the common area;
+- with ``--segment-aligned``, also with the model segmenting the follow-up warped into the
+  baseline frame (``vitiseg-compare segment_aligned``).
 
 A true improvement is 0 for every pair, so each reported improvement is an error, and an
 improvement of 50 % or more is a false "VASI50 responder".
 
     python scripts/retest_probe.py --dataset DATA/vitiligo-web [--split-file RUN/split.json \
-        --part val] [--region face] [--tta --scales 0.75 1.0 1.25] [--json retest.json]
+        --part val] [--region face] [--tta --scales 0.75 1.0 1.25] [--segment-aligned] \
+        [--json retest.json]
 """
 
 from __future__ import annotations
@@ -95,6 +98,11 @@ def main() -> None:
     parser.add_argument("--tta", action="store_true", help="average over the four flips")
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0])
     parser.add_argument("--json", help="also write the per-pair figures here")
+    parser.add_argument(
+        "--segment-aligned",
+        action="store_true",
+        help="also compare with the follow-up segmented in the baseline frame",
+    )
     args = parser.parse_args()
 
     predictor, model_dir = predictor_from_config(
@@ -123,6 +131,16 @@ def main() -> None:
         base_rgb, follow_rgb = photos[baseline.case_id], photos[followup.case_id]
         model = compare_photos(base_rgb, follow_rgb, segment, args.region, match_lighting=True)
         truth = compare_photos(base_rgb, follow_rgb, lambda rgb: truth_masks[id(rgb)], args.region)
+        in_frame = None
+        if args.segment_aligned:
+            in_frame = compare_photos(
+                base_rgb,
+                follow_rgb,
+                segment,
+                args.region,
+                match_lighting=True,
+                segment_aligned=True,
+            ).comparison.response.improvement
         rows.append(
             {
                 "baseline": baseline.case_id,
@@ -133,6 +151,7 @@ def main() -> None:
                 "rebalanced": bool(model.lighting is not None and model.lighting.rebalanced),
                 "model_improvement": model.comparison.response.improvement,
                 "truth_improvement": truth.comparison.response.improvement,
+                "in_frame_improvement": in_frame,
             }
         )
         print(f"{len(rows)}/{len(pairs)} {followup.case_id}", file=sys.stderr)
@@ -147,8 +166,9 @@ def main() -> None:
     summary = {}
     for subset, chosen in (("all pairs", rows), ("aligned pairs", aligned)):
         print(f"{subset}:")
-        for source in ("model", "truth"):
-            label = f"{source:5s}"
+        sources = ("model", "in_frame", "truth") if args.segment_aligned else ("model", "truth")
+        for source in sources:
+            label = f"{source:8s}"
             summary[f"{subset}, {source}"] = summarise(
                 label, [row[f"{source}_improvement"] for row in chosen]
             )

@@ -183,6 +183,44 @@ def test_photos_moved_between_visits_are_aligned_before_comparing():
     assert result.aligned_followup.shape == pair["baseline"].shape
 
 
+def test_a_follow_up_segmented_in_the_baseline_frame_measures_the_same_change():
+    pair = visit_pair(move=MOVES["rotate-scale-shift-tilt"])
+    seen = []
+
+    def segment(rgb):  # pale patches by their green level; the warp's black border is no skin
+        seen.append(rgb.shape)
+        return rgb.max(axis=-1) > 30, rgb[..., 1] > 186
+
+    as_taken = compare_photos(pair["baseline"], pair["followup"], segment, "face", config=EXACT)
+    in_frame = compare_photos(
+        pair["baseline"], pair["followup"], segment, "face", config=EXACT, segment_aligned=True
+    )
+    assert in_frame.comparison.alignment.reliable
+    np.testing.assert_allclose(
+        in_frame.comparison.alignment.homography, as_taken.comparison.alignment.homography
+    )
+    # The follow-up was warped into the baseline frame before the model saw it: the real
+    # repigmentation (lesions shrunk to 0.6) reads the same either way.
+    assert in_frame.comparison.response.improvement > 0.5
+    assert in_frame.comparison.response.improvement == pytest.approx(
+        as_taken.comparison.response.improvement, abs=0.02
+    )
+    labels, reference = in_frame.comparison.labels, as_taken.comparison.labels
+    repigmented = labels == ChangeClass.REPIGMENTED
+    expected = reference == ChangeClass.REPIGMENTED
+    assert (
+        np.count_nonzero(repigmented & expected) / np.count_nonzero(repigmented | expected) > 0.9
+    )
+    assert seen[-1] == pair["baseline"].shape  # the last photo segmented: the warped follow-up
+    with pytest.raises(ValueError, match="reliable alignment"):
+        skin, before, after = face_visits()
+        blank = np.zeros((*skin.shape, 3), np.uint8)
+        unrelated = align_images(blank, blank)
+        compare_masks(
+            skin, before, skin, after, unrelated, "face", followup_in_baseline_frame=True
+        )
+
+
 def test_unreliable_alignment_scores_each_photo_and_makes_no_change_map():
     skin, before, after = face_visits()
     unrelated = align_images(np.zeros((200, 240, 3), np.uint8), np.zeros((200, 240, 3), np.uint8))
@@ -346,6 +384,39 @@ def test_manifest_comparison_gives_per_patient_f_and_t_vasi(tmp_path):
     (face, _) = matched.patients[0].regions
     assert face.lighting.rebalanced and face.response.improvement == pytest.approx(0.0)
     assert "1 follow-up photo(s) were re-balanced" in lighting_summary(matched)
+
+
+def test_comparison_outputs_carry_the_disclaimer_model_and_settings(tmp_path):
+    from omegaconf import OmegaConf
+
+    from vitiseg.cli.compare import comparison_provenance
+    from vitiseg.report import DISCLAIMER
+
+    class Predictor:
+        metadata = type("Metadata", (), {"model_id": "net-<1>"})()
+
+        def segment(self, rgb):
+            return _lightness_segmenter(rgb)
+
+    cfg = OmegaConf.create({"checkpoint": "models/mine", "tta": True, "segment_aligned": True})
+    provenance = comparison_provenance(cfg, Predictor().segment)
+    assert provenance["disclaimer"] == DISCLAIMER and provenance["model_id"] == "net-<1>"
+    assert provenance["model_folder"] == "models/mine"
+    assert provenance["config"] == {
+        "checkpoint": "models/mine",
+        "tta": True,
+        "segment_aligned": True,
+    }
+
+    manifest, segment = make_manifest(tmp_path)
+    result = compare_v0_with_v1(manifest, segment, tmp_path / "out", provenance=provenance)
+    write_manifest_outputs(tmp_path / "out", result, provenance)
+    summary = json.loads((tmp_path / "out" / "comparison.json").read_text())
+    assert summary["provenance"]["model_id"] == "net-<1>"
+    pair = json.loads((tmp_path / "out" / "pairs" / "p1" / "face" / "comparison.json").read_text())
+    assert pair["provenance"]["config"]["segment_aligned"] is True
+    report = (tmp_path / "out" / "report.html").read_text()
+    assert "Research use only" in report and "net-&lt;1&gt;" in report and "net-<1>" not in report
 
 
 def test_manifest_problems_are_named(tmp_path):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from vitiseg import __version__
 from vitiseg.cli._hydra import output_dir, run_hydra
 from vitiseg.compare import AlignSettings, compare_photos, write_pair_outputs
 from vitiseg.compare.manifest import (
@@ -25,6 +26,7 @@ from vitiseg.compare.pairs import Segmenter
 from vitiseg.io.images import ImageReadError, read_rgb
 from vitiseg.paths import default_model_dir
 from vitiseg.quality import quality_config_from_mapping
+from vitiseg.report import DISCLAIMER
 from vitiseg.vasi import load_vasi_config
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,21 @@ def load_segmenter(
     log.info("model %s from %s", predictor.metadata.model_id, folder)
 
     return predictor.segment
+
+
+def comparison_provenance(cfg: DictConfig, segment: Segmenter) -> dict:
+    """What made a comparison: the research-use disclaimer, the model (id, folder), the
+    package version and the whole resolved command configuration."""
+    predictor = getattr(segment, "__self__", None)
+    metadata = getattr(predictor, "metadata", None)
+    folder = cfg.checkpoint or default_model_dir()
+    return {
+        "disclaimer": DISCLAIMER,
+        "model_id": getattr(metadata, "model_id", None),
+        "model_folder": str(folder),
+        "vitiseg_version": __version__,
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
 
 
 def align_settings(cfg: DictConfig) -> AlignSettings:
@@ -105,14 +122,18 @@ def _run(cfg: DictConfig) -> int:
         "config": config,
         "quality": quality_config_from_mapping(OmegaConf.to_container(cfg.quality)),
         "match_lighting": bool(cfg.match_lighting),
+        "segment_aligned": bool(cfg.segment_aligned),
     }
+    provenance = comparison_provenance(cfg, segment)
     out = output_dir()
     if photos:
-        return _two_photos(cfg, segment, out, options)
-    return _manifest(cfg, segment, out, options)
+        return _two_photos(cfg, segment, out, options, provenance)
+    return _manifest(cfg, segment, out, options, provenance)
 
 
-def _two_photos(cfg: DictConfig, segment: Segmenter, out: Path, options: dict) -> int:
+def _two_photos(
+    cfg: DictConfig, segment: Segmenter, out: Path, options: dict, provenance: dict
+) -> int:
     paths = Path(str(cfg.baseline)).expanduser(), Path(str(cfg.followup)).expanduser()
     try:
         baseline_rgb, followup_rgb = read_rgb(paths[0]), read_rgb(paths[1])
@@ -137,6 +158,7 @@ def _two_photos(cfg: DictConfig, segment: Segmenter, out: Path, options: dict) -
         identifiers={"baseline_image": str(paths[0]), "followup_image": str(paths[1])},
         panels=bool(cfg.panels),
         panel_max_side=int(cfg.panel_max_side),
+        provenance=provenance,
     )
     comparison = result.comparison
     improvement = comparison.response.improvement
@@ -154,7 +176,9 @@ def _two_photos(cfg: DictConfig, segment: Segmenter, out: Path, options: dict) -
     return 0
 
 
-def _manifest(cfg: DictConfig, segment: Segmenter, out: Path, options: dict) -> int:
+def _manifest(
+    cfg: DictConfig, segment: Segmenter, out: Path, options: dict, provenance: dict
+) -> int:
     try:
         photos = read_manifest(Path(str(cfg.manifest)).expanduser(), cfg.images)
         result = compare_manifest(
@@ -165,12 +189,13 @@ def _manifest(cfg: DictConfig, segment: Segmenter, out: Path, options: dict) -> 
             out_dir=out,
             panels=bool(cfg.panels),
             panel_max_side=int(cfg.panel_max_side),
+            provenance=provenance,
             **options,
         )
     except ManifestError as error:
         log.error("%s", error)
         return 1
-    write_manifest_outputs(out, result)
+    write_manifest_outputs(out, result, provenance)
     log.info("%d patient(s) compared; report: %s", len(result.patients), out / "report.html")
     if lighting := lighting_summary(result):
         log.info("%s", lighting)

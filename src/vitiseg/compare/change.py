@@ -258,6 +258,7 @@ def compare_masks(
     config: VasiConfig | None = None,
     baseline_depigmented: np.ndarray | None = None,
     followup_depigmented: np.ndarray | None = None,
+    followup_in_baseline_frame: bool = False,
 ) -> Comparison:
     """Score both visits of one region and map what changed.
 
@@ -288,6 +289,9 @@ def compare_masks(
             whole patches: levels come from them and the change map compares them (pigment
             returning inside a patch is repigmentation). None: the lesion masks are the
             depigmented skin.
+        followup_in_baseline_frame: The follow-up masks come from the follow-up photo
+            already warped into the baseline frame (shape (H, W)): they are used as they
+            are. Needs a reliable alignment.
 
     Returns:
         The comparison; ``labels`` and ``areas`` are None when the alignment is unreliable.
@@ -308,7 +312,7 @@ def compare_masks(
             baseline_depigmented.shape,
         ),
         "follow-up": (
-            alignment.followup_shape,
+            alignment.baseline_shape if followup_in_baseline_frame else alignment.followup_shape,
             followup_lesion.shape,
             followup_skin.shape,
             followup_depigmented.shape,
@@ -327,6 +331,8 @@ def compare_masks(
         "config": config,
     }
 
+    if followup_in_baseline_frame and (not alignment.reliable or alignment.homography is None):
+        raise ValueError("follow-up masks in the baseline frame need a reliable alignment")
     if not alignment.reliable or alignment.homography is None:
         baseline = score_region(
             baseline_skin,
@@ -363,9 +369,13 @@ def compare_masks(
     common = common_area(alignment)
     if roi is not None:
         common &= np.asarray(roi, bool)
-    warped_skin = warp_to_baseline(followup_skin, alignment, nearest=True)
-    warped_lesion = warp_to_baseline(followup_lesion, alignment, nearest=True)
-    warped_depigmented = warp_to_baseline(followup_depigmented, alignment, nearest=True)
+    if followup_in_baseline_frame:
+        warped_skin, warped_lesion = followup_skin, followup_lesion
+        warped_depigmented = followup_depigmented
+    else:
+        warped_skin = warp_to_baseline(followup_skin, alignment, nearest=True)
+        warped_lesion = warp_to_baseline(followup_lesion, alignment, nearest=True)
+        warped_depigmented = warp_to_baseline(followup_depigmented, alignment, nearest=True)
     # In the baseline frame the follow-up has the baseline's scale.
     baseline = score_region(
         baseline_skin,

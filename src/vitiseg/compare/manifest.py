@@ -20,7 +20,7 @@ import html
 import logging
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -236,6 +236,8 @@ def compare_manifest(
     panel_max_side: int = 1024,
     quality: QualityConfig | None = None,
     match_lighting: bool = False,
+    segment_aligned: bool = False,
+    provenance: Mapping[str, Any] | None = None,
 ) -> ManifestComparison:
     """Compare every patient's regions between two visits; pair files go to
     ``out_dir/pairs/<patient>/<region>/``.
@@ -244,7 +246,9 @@ def compare_manifest(
     that patient; the run goes on. ``quality`` sets the light-skin note of each compared
     pair (:func:`vitiseg.compare.pairs.compare_photos`); None for the default thresholds.
     ``match_lighting`` re-balances each aligned one-photo-per-visit follow-up to its
-    baseline's normal skin before it is segmented (as ``compare_photos``).
+    baseline's normal skin before it is segmented, and ``segment_aligned`` segments it
+    warped into the baseline frame (both as ``compare_photos``). ``provenance`` goes into
+    each pair's ``comparison.json``.
 
     Raises:
         ManifestError: neither visit occurs in the manifest, or a region is unknown to the
@@ -290,6 +294,8 @@ def compare_manifest(
                 panel_max_side=panel_max_side,
                 quality=quality,
                 match_lighting=match_lighting,
+                segment_aligned=segment_aligned,
+                provenance=provenance,
             )
             outcomes.append(outcome)
         patients.append(
@@ -392,6 +398,8 @@ def _compare_pair(
     panel_max_side: int,
     quality: QualityConfig | None,
     match_lighting: bool,
+    segment_aligned: bool,
+    provenance: Mapping[str, Any] | None,
 ) -> RegionOutcome:
     baseline_rgb, followup_rgb = read_rgb(baseline.image), read_rgb(followup.image)
     result = compare_photos(
@@ -408,6 +416,7 @@ def _compare_pair(
         config=config,
         quality=quality,
         match_lighting=match_lighting,
+        segment_aligned=segment_aligned,
     )
     pair_dir = Path("pairs") / _safe_name(patient_id) / _safe_name(region)
     files = write_pair_outputs(
@@ -422,6 +431,7 @@ def _compare_pair(
         },
         panels=panels,
         panel_max_side=panel_max_side,
+        provenance=provenance,
     )
     comparison = result.comparison
     files = {kind: (pair_dir / name).as_posix() for kind, name in files.items()}
@@ -565,9 +575,14 @@ def visit_score_rows(result: ManifestComparison) -> list[dict[str, Any]]:
     return rows
 
 
-def write_manifest_outputs(out_dir: str | Path, result: ManifestComparison) -> dict[str, str]:
+def write_manifest_outputs(
+    out_dir: str | Path,
+    result: ManifestComparison,
+    provenance: Mapping[str, Any] | None = None,
+) -> dict[str, str]:
     """Write ``comparison.csv`` (patient x region), ``patients.csv``, ``visit_scores.csv``,
-    ``comparison.json`` and ``report.html`` into ``out_dir``; returns them by kind."""
+    ``comparison.json`` and ``report.html`` into ``out_dir``; returns them by kind.
+    ``provenance`` (disclaimer, model, settings) goes into the JSON and the report."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     region_rows = []
@@ -584,8 +599,11 @@ def write_manifest_outputs(out_dir: str | Path, result: ManifestComparison) -> d
     write_text_atomic(
         out_dir / "visit_scores.csv", csv_text(visit_score_rows(result), VISIT_SCORE_COLUMNS)
     )
-    write_json_atomic(out_dir / "comparison.json", _manifest_json(result))
-    write_text_atomic(out_dir / "report.html", manifest_report_html(result))
+    summary = _manifest_json(result)
+    if provenance:
+        summary["provenance"] = dict(provenance)
+    write_json_atomic(out_dir / "comparison.json", summary)
+    write_text_atomic(out_dir / "report.html", manifest_report_html(result, provenance))
     return {
         "comparison_csv": "comparison.csv",
         "patients_csv": "patients.csv",
@@ -681,9 +699,21 @@ def lighting_summary(result: ManifestComparison) -> str | None:
     )
 
 
-def manifest_report_html(result: ManifestComparison) -> str:
-    """A self-contained HTML page (every value escaped) linking the pair panels."""
+def manifest_report_html(
+    result: ManifestComparison, provenance: Mapping[str, Any] | None = None
+) -> str:
+    """A self-contained HTML page (every value escaped) linking the pair panels; with
+    ``provenance``, its disclaimer and the model that made the masks."""
     esc = html.escape
+    made_by = ""
+    if provenance:
+        made_by = (
+            f"<p><strong>{esc(str(provenance.get('disclaimer', '')))}</strong></p>"
+            f"<p>Model {esc(str(provenance.get('model_id', '?')))} "
+            f"({esc(str(provenance.get('model_folder', '?')))}), vitiseg "
+            f"{esc(str(provenance.get('vitiseg_version', '?')))}; the settings are in "
+            "comparison.json (<code>provenance</code>).</p>"
+        )
     patient_rows = []
     for patient in result.patients:
         row = patient_row(patient)
@@ -737,7 +767,8 @@ def manifest_report_html(result: ManifestComparison) -> str:
         "<p>Approximate VASI from automatic segmentation; F-VASI and T-VASI sum the regions "
         "photographed at both visits. Improvement = (baseline &minus; follow-up) / baseline."
         "</p>"
-        f"<table>{header}{''.join(patient_rows)}</table>"
+        + made_by
+        + f"<table>{header}{''.join(patient_rows)}</table>"
         + (f"<p>{esc(lighting)}</p>" if (lighting := lighting_summary(result)) else "")
         + (f"<h2>Failures</h2><ul>{failures}</ul>" if failures else "")
         + "<h2>Photo pairs</h2>"

@@ -149,6 +149,7 @@ def compare_photos(
     config: VasiConfig | None = None,
     quality: QualityConfig | None = None,
     match_lighting: bool = False,
+    segment_aligned: bool = False,
 ) -> PairResult:
     """Align the follow-up to the baseline, segment both and compare them.
 
@@ -171,20 +172,26 @@ def compare_photos(
             in colour from the baseline's, segment the follow-up again re-balanced channel
             by channel to the baseline's normal skin, and compare those masks (the photos
             written out stay as taken).
+        segment_aligned: When the photos are aligned, segment the follow-up warped into
+            the baseline frame, so the network sees both visits framed alike, instead of
+            segmenting it as taken and warping its masks.
     """
     alignment = align_photos(baseline_rgb, followup_rgb, align_method, align_settings)
     baseline_masks = segment_photo(segment, baseline_rgb)
-    followup_masks = segment_photo(segment, followup_rgb)
     # Same condition as compare_masks' change map.
     aligned_ok = alignment.reliable and alignment.homography is not None
     aligned = warp_to_baseline(followup_rgb, alignment) if aligned_ok else None
+    in_baseline_frame = segment_aligned and aligned is not None
+    followup_seen = aligned if in_baseline_frame else followup_rgb
+    followup_masks = segment_photo(segment, followup_seen)
     baseline_visit = (baseline_rgb, *baseline_masks[:2])
-    lighting = _lighting(baseline_visit, (followup_rgb, *followup_masks[:2]), alignment, aligned)
-    segmented_followup = followup_rgb
+    followup_visit = (followup_seen, *followup_masks[:2])
+    lighting = _lighting(baseline_visit, followup_visit, alignment, aligned, in_baseline_frame)
+    segmented_followup = followup_seen
     if match_lighting and lighting and lighting.pixel_matched and worth_rebalancing(lighting):
-        segmented_followup = rebalanced(followup_rgb, lighting)
+        segmented_followup = rebalanced(followup_seen, lighting)
         followup_masks = segment_photo(segment, segmented_followup)
-        clipped = unrestorable_share(followup_rgb, followup_masks[0], lighting)
+        clipped = unrestorable_share(followup_seen, followup_masks[0], lighting)
         lighting = dataclasses.replace(lighting, rebalanced=True, clipped_share=clipped)
     comparison = compare_masks(
         *baseline_masks[:2],
@@ -198,6 +205,7 @@ def compare_photos(
         config=config,
         baseline_depigmented=baseline_masks[2],
         followup_depigmented=followup_masks[2],
+        followup_in_baseline_frame=in_baseline_frame,
     )
     visits = (
         ("baseline photo", baseline_rgb, baseline_masks),
@@ -223,13 +231,17 @@ def _lighting(
     followup: tuple[np.ndarray, np.ndarray, np.ndarray],
     alignment: Alignment,
     aligned_followup: np.ndarray | None,
+    followup_in_baseline_frame: bool = False,
 ) -> LightingChange | None:
     """Pixel-matched on the normal skin both photos show when they are aligned; else (or
     with too little such skin) from each photo's own normal skin. Each visit is (photo,
-    skin, lesion)."""
+    skin, lesion); the follow-up's masks are in its own frame unless
+    ``followup_in_baseline_frame``."""
     (base_rgb, base_skin, base_lesion), (_, follow_skin, follow_lesion) = baseline, followup
     if aligned_followup is not None:
-        normal_followup = warp_to_baseline(follow_skin & ~follow_lesion, alignment, nearest=True)
+        normal_followup = follow_skin & ~follow_lesion
+        if not followup_in_baseline_frame:
+            normal_followup = warp_to_baseline(normal_followup, alignment, nearest=True)
         normal_in_both = base_skin & ~base_lesion & normal_followup & common_area(alignment)
         matched = matched_lighting_change(base_rgb, aligned_followup, normal_in_both)
         if matched is not None:
@@ -323,6 +335,7 @@ def write_pair_outputs(
     identifiers: Mapping[str, Any] | None = None,
     panels: bool = True,
     panel_max_side: int = 1024,
+    provenance: Mapping[str, Any] | None = None,
 ) -> dict[str, str]:
     """Write a pair's files into ``out_dir`` and return them by kind (names relative to it).
 
@@ -340,6 +353,8 @@ def write_pair_outputs(
         identifiers: Extra leading fields for the JSON and CSV (e.g. image paths).
         panels: Write the picture files (JSON and CSV are always written).
         panel_max_side: Pictures are shrunk to this long side.
+        provenance: What made the comparison (disclaimer, model, settings), written as
+            ``provenance`` in the JSON.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -360,6 +375,7 @@ def write_pair_outputs(
             **comparison.to_dict(),
             "lighting": None if result.lighting is None else result.lighting.to_dict(),
             "files": files,
+            **({"provenance": dict(provenance)} if provenance else {}),
         },
     )
     return files
