@@ -58,12 +58,17 @@ def relit(rgb: np.ndarray, gains: tuple[float, float, float]) -> np.ndarray:
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
 
+def healed_patches(lesion: np.ndarray) -> np.ndarray:
+    """Every other connected patch (8-connected) of ``lesion``: the ones a "half healed"
+    follow-up paints over."""
+    count, labels = cv2.connectedComponents(lesion.astype(np.uint8), connectivity=8)
+    return np.isin(labels, np.arange(1, count, 2))
+
+
 def half_healed(rgb: np.ndarray, lesion: np.ndarray) -> np.ndarray:
     """``rgb`` with every other connected patch of the true lesion painted over from the
     skin around it (Telea inpainting of the patch grown by 5 px)."""
-    count, labels = cv2.connectedComponents(lesion.astype(np.uint8), connectivity=8)
-    healed = np.isin(labels, np.arange(1, count, 2)).astype(np.uint8)
-    healed = cv2.dilate(healed, np.ones((11, 11), np.uint8))
+    healed = cv2.dilate(healed_patches(lesion).astype(np.uint8), np.ones((11, 11), np.uint8))
     return cv2.inpaint(rgb, healed, 10, cv2.INPAINT_TELEA)
 
 

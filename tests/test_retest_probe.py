@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "retest_probe.py"
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+SCRIPT = SCRIPTS / "retest_probe.py"
+sys.path.insert(0, str(SCRIPTS))  # the script imports its sibling white_balance_probe
 _spec = importlib.util.spec_from_file_location("retest_probe", SCRIPT)
 retest_probe = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(retest_probe)
