@@ -215,12 +215,10 @@ def compare_photos(
         light_skin_note(label, rgb, masks[0], masks[1], quality) for label, rgb, masks in visits
     ]
     quality = quality or QualityConfig()
-    lighting_notes = [
-        lighting_note(lighting, quality.max_lighting_change, quality.max_rebalance_clipped_share)
-        if lighting
-        else None
-    ]
-    extra_notes = [note for note in (*lighting_notes, *light_skin_notes) if note]
+    lighting_text = lighting and lighting_note(
+        lighting, quality.max_lighting_change, quality.max_rebalance_clipped_share
+    )
+    extra_notes = [note for note in (lighting_text, *light_skin_notes) if note]
     if extra_notes:
         comparison = dataclasses.replace(comparison, notes=(*comparison.notes, *extra_notes))
     return PairResult(comparison=comparison, aligned_followup=aligned, lighting=lighting)
