@@ -36,6 +36,11 @@ class UsageError(ValueError):
     """The command line does not describe one of the two modes."""
 
 
+def model_folder(checkpoint: str | None) -> Path:
+    """The model folder a comparison uses: the one named, else the shipped model."""
+    return Path(checkpoint).expanduser() if checkpoint else default_model_dir()
+
+
 def load_segmenter(
     checkpoint: str | None,
     device: str,
@@ -45,7 +50,7 @@ def load_segmenter(
 ) -> Segmenter:
     """Photo -> (skin, lesion, depigmented or None) masks with the given or the shipped
     model folder; ``depigmented_source`` as ``infer.depigmented_source`` in scoring."""
-    folder = Path(checkpoint).expanduser() if checkpoint else default_model_dir()
+    folder = model_folder(checkpoint)
     if not (folder / "metadata.json").is_file():
         hint = (
             "pass checkpoint=MODEL_FOLDER"
@@ -68,11 +73,10 @@ def comparison_provenance(cfg: DictConfig, segment: Segmenter) -> dict:
     package version and the whole resolved command configuration."""
     predictor = getattr(segment, "__self__", None)
     metadata = getattr(predictor, "metadata", None)
-    folder = cfg.checkpoint or default_model_dir()
     return {
         "disclaimer": DISCLAIMER,
         "model_id": getattr(metadata, "model_id", None),
-        "model_folder": str(folder),
+        "model_folder": str(model_folder(cfg.checkpoint)),
         "vitiseg_version": __version__,
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
