@@ -12,7 +12,10 @@ skin with no change. Each copy (follow-up) is compared with the first photo of i
   what is left when the segmentation is perfect, i.e. the noise of the photos' geometry and
   of the common area;
 - with ``--segment-aligned``, also with the model segmenting the follow-up warped into the
-  baseline frame (``vitiseg-compare segment_aligned``).
+  baseline frame (``vitiseg-compare segment_aligned``);
+- with ``--hold-within D [D ...]``, also segmenting it there with each output held to the
+  baseline's probability where it moved by less than D (``vitiseg-compare
+  hold_unchanged_within``).
 
 With ``--healed`` the follow-up copy is "half healed" first (every other true patch painted
 over, as in white_balance_probe.py) and the truth masks lose those patches: a known change
@@ -23,7 +26,7 @@ improvement of 50 % or more is a false "VASI50 responder".
 
     python scripts/retest_probe.py --dataset DATA/vitiligo-web [--split-file RUN/split.json \
         --part val] [--region face] [--tta --scales 0.75 1.0 1.25] [--segment-aligned] \
-        [--json retest.json]
+        [--hold-within 0.2] [--json retest.json]
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from vitiseg.compare import compare_photos
 from vitiseg.data.dataset_format import load_dataset
 from vitiseg.data.splits import load_split
 from vitiseg.inference.factory import predictor_from_config
+from vitiseg.inference.paired import HoldingSegmenter
 from vitiseg.io.images import read_mask, read_rgb
 
 
@@ -70,6 +74,25 @@ class CachedSegmenter:
 
     def __call__(self, rgb: np.ndarray) -> tuple:
         return self.cache.get(id(rgb)) or self.predictor.segment(rgb)
+
+
+class CachedPredictions:
+    """A predictor whose predictions are kept by the photo's pixels, so the held
+    segmentations at several D share one network pass per photo."""
+
+    def __init__(self, predictor) -> None:
+        self.predictor = predictor
+        self.metadata = predictor.metadata
+        self.cache: dict[tuple, object] = {}
+
+    def predict(self, rgb: np.ndarray):
+        key = (rgb.shape, hash(np.ascontiguousarray(rgb).tobytes()))
+        if key not in self.cache:
+            self.cache[key] = self.predictor.predict(rgb)
+        return self.cache[key]
+
+    def segmentation(self, prediction, rgb: np.ndarray) -> tuple:
+        return self.predictor.segmentation(prediction, rgb)
 
 
 def summarise(label: str, improvements: list[float | None]) -> dict:
@@ -111,6 +134,13 @@ def main() -> None:
         action="store_true",
         help="also compare with the follow-up segmented in the baseline frame",
     )
+    parser.add_argument(
+        "--hold-within",
+        type=float,
+        nargs="*",
+        default=[],
+        help="also compare in the baseline frame with the outputs held within each D",
+    )
     args = parser.parse_args()
 
     predictor, model_dir = predictor_from_config(
@@ -124,6 +154,8 @@ def main() -> None:
     if not pairs:
         sys.exit(f"{args.dataset}: no source with two or more photos")
     segment = CachedSegmenter(predictor)
+    cached = CachedPredictions(predictor)
+    holders = {within: HoldingSegmenter(cached, within) for within in args.hold_within}
     photos: dict[str, np.ndarray] = {}
     truth_masks: dict[int, tuple] = {}
     rows = []
@@ -151,6 +183,18 @@ def main() -> None:
                 match_lighting=True,
                 segment_aligned=True,
             ).comparison.response.improvement
+        held = {
+            f"held_{within:g}_improvement": compare_photos(
+                base_rgb,
+                follow_rgb,
+                holder.segment,
+                args.region,
+                match_lighting=True,
+                segment_aligned=True,
+                segment_followup=holder,
+            ).comparison.response.improvement
+            for within, holder in holders.items()
+        }
         rows.append(
             {
                 "baseline": baseline.case_id,
@@ -162,6 +206,7 @@ def main() -> None:
                 "model_improvement": model.comparison.response.improvement,
                 "truth_improvement": truth.comparison.response.improvement,
                 "in_frame_improvement": in_frame,
+                **held,
             }
         )
         print(f"{len(rows)}/{len(pairs)} {followup.case_id}", file=sys.stderr)
@@ -176,7 +221,12 @@ def main() -> None:
     summary = {}
     for subset, chosen in (("all pairs", rows), ("aligned pairs", aligned)):
         print(f"{subset}:")
-        sources = ("model", "in_frame", "truth") if args.segment_aligned else ("model", "truth")
+        sources = (
+            "model",
+            *(["in_frame"] if args.segment_aligned else []),
+            *(f"held_{within:g}" for within in args.hold_within),
+            "truth",
+        )
         for source in sources:
             label = f"{source:8s}"
             summary[f"{subset}, {source}"] = summarise(

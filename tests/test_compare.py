@@ -437,7 +437,8 @@ def test_manifest_problems_are_named(tmp_path):
 def test_a_model_folder_plugs_into_the_comparison(tmp_path, tiny_model_dir, monkeypatch):
     from vitiseg.cli import compare as command
 
-    segment = command.load_segmenter(str(tiny_model_dir), "cpu", tta=False)
+    segment, no_holding = command.load_segmenter(str(tiny_model_dir), "cpu", tta=False)
+    assert no_holding is None
     pair = visit_pair(size=(120, 160), move=camera_move((120, 160), 3.0, 1.0, (4, -3), (0, 0)))
     skin, lesion, depigmented = segment(pair["baseline"])
     assert skin.shape == lesion.shape == (120, 160) and skin.dtype == lesion.dtype == bool
@@ -455,17 +456,43 @@ def test_the_comparison_segments_at_the_sizes_it_is_given(tiny_model_dir):
 
     photo = visit_pair(size=(120, 160), move=camera_move((120, 160), 0.0, 1.0, (0, 0), (0, 0)))
     sizes = (0.75, 1.0, 1.25)
-    segment = command.load_segmenter(str(tiny_model_dir), "cpu", tta=True, scales=sizes)
+    segment, _ = command.load_segmenter(str(tiny_model_dir), "cpu", tta=True, scales=sizes)
     predictor = Predictor.from_folder(tiny_model_dir, tta=True, scales=sizes)
     expected = predictor.segment(photo["baseline"])
     for got, want in zip(segment(photo["baseline"])[:2], expected[:2], strict=True):
         np.testing.assert_array_equal(got, want)
     one_size = Predictor.from_folder(tiny_model_dir, tta=True).predict(photo["baseline"])
     assert not np.allclose(one_size.lesion, predictor.predict(photo["baseline"]).lesion)
-    by_colour = command.load_segmenter(str(tiny_model_dir), "cpu", False, (1.0,), "colour")
+    by_colour, _ = command.load_segmenter(str(tiny_model_dir), "cpu", False, (1.0,), "colour")
     assert by_colour.__self__.depigmented_source == "colour"
     with pytest.raises(ValueError, match="depigmented_source"):
         command.load_segmenter(str(tiny_model_dir), "cpu", False, depigmented_source="paint")
+
+
+def test_the_command_can_hold_unchanged_pixels(tiny_model_dir):
+    from omegaconf import OmegaConf
+
+    from vitiseg.cli import compare as command
+    from vitiseg.inference.predictor import Predictor
+
+    photo = visit_pair(size=(120, 160), move=camera_move((120, 160), 0.0, 1.0, (0, 0), (0, 0)))
+    segment, holding = command.load_segmenter(
+        str(tiny_model_dir), "cpu", False, hold_unchanged_within=0.2
+    )
+    assert holding.within == 0.2 and segment == holding.segment
+    expected = Predictor.from_folder(tiny_model_dir).segment(photo["baseline"])
+    for got, want in zip(segment(photo["baseline"])[:2], expected[:2], strict=True):
+        np.testing.assert_array_equal(got, want)  # a photo on its own: as without holding
+    # A follow-up identical to its baseline gets the baseline's masks exactly.
+    held = holding(photo["baseline"], photo["baseline"].copy())
+    for got, want in zip(held[:2], expected[:2], strict=True):
+        np.testing.assert_array_equal(got, want)
+    cfg = OmegaConf.create({"checkpoint": str(tiny_model_dir), "hold_unchanged_within": 0.2})
+    provenance = command.comparison_provenance(cfg, segment)
+    assert provenance["model_id"] == holding.metadata.model_id
+    assert provenance["config"]["hold_unchanged_within"] == 0.2
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        command.load_segmenter(str(tiny_model_dir), "cpu", False, hold_unchanged_within=2.0)
 
 
 @pytest.mark.slow

@@ -22,7 +22,7 @@ from vitiseg.compare.manifest import (
     read_manifest,
     write_manifest_outputs,
 )
-from vitiseg.compare.pairs import Segmenter
+from vitiseg.compare.pairs import FollowupSegmenter, Segmenter
 from vitiseg.io.images import ImageReadError, read_rgb
 from vitiseg.paths import default_model_dir
 from vitiseg.quality import quality_config_from_mapping
@@ -47,9 +47,12 @@ def load_segmenter(
     tta: bool,
     scales: tuple[float, ...] = (1.0,),
     depigmented_source: str = "model",
-) -> Segmenter:
+    hold_unchanged_within: float | None = None,
+) -> tuple[Segmenter, FollowupSegmenter | None]:
     """Photo -> (skin, lesion, depigmented or None) masks with the given or the shipped
-    model folder; ``depigmented_source`` as ``infer.depigmented_source`` in scoring."""
+    model folder; ``depigmented_source`` as ``infer.depigmented_source`` in scoring. The
+    second segmenter, given ``hold_unchanged_within``, segments a follow-up in the baseline
+    frame against its baseline (:class:`~vitiseg.inference.paired.HoldingSegmenter`)."""
     folder = model_folder(checkpoint)
     if not (folder / "metadata.json").is_file():
         hint = (
@@ -64,8 +67,12 @@ def load_segmenter(
         folder, device=device, tta=tta, scales=scales, depigmented_source=depigmented_source
     )
     log.info("model %s from %s", predictor.metadata.model_id, folder)
+    if hold_unchanged_within is None:
+        return predictor.segment, None
+    from vitiseg.inference.paired import HoldingSegmenter
 
-    return predictor.segment
+    holding = HoldingSegmenter(predictor, float(hold_unchanged_within))
+    return holding.segment, holding
 
 
 def comparison_provenance(cfg: DictConfig, segment: Segmenter) -> dict:
@@ -113,10 +120,15 @@ def _run(cfg: DictConfig) -> int:
         raise UsageError("manifest mode needs baseline_visit=V0 and followup_visit=V1")
     scales = tuple(cfg.get("scales") or (1.0,))
     try:
-        segment = load_segmenter(
-            cfg.checkpoint, str(cfg.device), bool(cfg.tta), scales, str(cfg.depigmented_source)
+        segment, segment_followup = load_segmenter(
+            cfg.checkpoint,
+            str(cfg.device),
+            bool(cfg.tta),
+            scales,
+            str(cfg.depigmented_source),
+            _optional_float(cfg.get("hold_unchanged_within")),
         )
-    except ValueError as error:  # a bad inference option (scales, depigmented_source)
+    except ValueError as error:  # a bad inference option (scales, depigmented_source, hold)
         raise UsageError(str(error)) from error
     config = load_vasi_config(cfg.vasi)
     options = {
@@ -127,7 +139,10 @@ def _run(cfg: DictConfig) -> int:
         "quality": quality_config_from_mapping(OmegaConf.to_container(cfg.quality)),
         "match_lighting": bool(cfg.match_lighting),
         "segment_aligned": bool(cfg.segment_aligned),
+        "segment_followup": segment_followup,
     }
+    if segment_followup is not None and not cfg.segment_aligned:
+        log.warning("hold_unchanged_within acts only with segment_aligned=true; ignored")
     provenance = comparison_provenance(cfg, segment)
     out = output_dir()
     if photos:

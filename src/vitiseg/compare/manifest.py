@@ -31,6 +31,7 @@ from vitiseg.compare.lighting import LightingChange, is_lighting_note
 from vitiseg.compare.pairs import (
     COMPARISON_COLUMNS,
     AlignMethod,
+    FollowupSegmenter,
     Segmenter,
     compare_photos,
     comparison_row,
@@ -237,6 +238,7 @@ def compare_manifest(
     quality: QualityConfig | None = None,
     match_lighting: bool = False,
     segment_aligned: bool = False,
+    segment_followup: FollowupSegmenter | None = None,
     provenance: Mapping[str, Any] | None = None,
 ) -> ManifestComparison:
     """Compare every patient's regions between two visits; pair files go to
@@ -246,8 +248,9 @@ def compare_manifest(
     that patient; the run goes on. ``quality`` sets the light-skin note of each compared
     pair (:func:`vitiseg.compare.pairs.compare_photos`); None for the default thresholds.
     ``match_lighting`` re-balances each aligned one-photo-per-visit follow-up to its
-    baseline's normal skin before it is segmented, and ``segment_aligned`` segments it
-    warped into the baseline frame (both as ``compare_photos``). ``provenance`` goes into
+    baseline's normal skin before it is segmented, ``segment_aligned`` segments it
+    warped into the baseline frame, and ``segment_followup`` segments it there against its
+    baseline (all as ``compare_photos``). ``provenance`` goes into
     each pair's ``comparison.json``.
 
     Raises:
@@ -295,6 +298,7 @@ def compare_manifest(
                 quality=quality,
                 match_lighting=match_lighting,
                 segment_aligned=segment_aligned,
+                segment_followup=segment_followup,
                 provenance=provenance,
             )
             outcomes.append(outcome)
@@ -399,6 +403,7 @@ def _compare_pair(
     quality: QualityConfig | None,
     match_lighting: bool,
     segment_aligned: bool,
+    segment_followup: FollowupSegmenter | None,
     provenance: Mapping[str, Any] | None,
 ) -> RegionOutcome:
     baseline_rgb, followup_rgb = read_rgb(baseline.image), read_rgb(followup.image)
@@ -417,6 +422,7 @@ def _compare_pair(
         quality=quality,
         match_lighting=match_lighting,
         segment_aligned=segment_aligned,
+        segment_followup=segment_followup,
     )
     pair_dir = Path("pairs") / _safe_name(patient_id) / _safe_name(region)
     files = write_pair_outputs(

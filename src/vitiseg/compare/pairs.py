@@ -52,6 +52,9 @@ from vitiseg.vasi import VasiConfig
 logger = logging.getLogger(__name__)
 
 Segmenter = Callable[[np.ndarray], tuple[np.ndarray, ...]]
+# (baseline photo, follow-up warped into the baseline frame) -> the follow-up's masks,
+# segmented against the baseline (vitiseg.inference.paired.HoldingSegmenter).
+FollowupSegmenter = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, ...]]
 AlignMethod = Literal["features", "none"]
 
 # Flat columns of comparison.csv (manifest mode puts patient_id first).
@@ -150,6 +153,7 @@ def compare_photos(
     quality: QualityConfig | None = None,
     match_lighting: bool = False,
     segment_aligned: bool = False,
+    segment_followup: FollowupSegmenter | None = None,
 ) -> PairResult:
     """Align the follow-up to the baseline, segment both and compare them.
 
@@ -175,6 +179,10 @@ def compare_photos(
         segment_aligned: When the photos are aligned, segment the follow-up warped into
             the baseline frame, so the network sees both visits framed alike, instead of
             segmenting it as taken and warping its masks.
+        segment_followup: Used instead of ``segment`` for a follow-up segmented in the
+            baseline frame (``segment_aligned`` and a reliable alignment), given the
+            baseline photo too, e.g. a :class:`~vitiseg.inference.paired.HoldingSegmenter`
+            that keeps the baseline's call where the network's probability barely moved.
     """
     alignment = align_photos(baseline_rgb, followup_rgb, align_method, align_settings)
     baseline_masks = segment_photo(segment, baseline_rgb)
@@ -183,14 +191,20 @@ def compare_photos(
     aligned = warp_to_baseline(followup_rgb, alignment) if aligned_ok else None
     in_baseline_frame = segment_aligned and aligned is not None
     followup_seen = aligned if in_baseline_frame else followup_rgb
-    followup_masks = segment_photo(segment, followup_seen)
+
+    def segment_followup_photo(rgb: np.ndarray) -> tuple:
+        if in_baseline_frame and segment_followup is not None:
+            return segment_photo(lambda photo: segment_followup(baseline_rgb, photo), rgb)
+        return segment_photo(segment, rgb)
+
+    followup_masks = segment_followup_photo(followup_seen)
     baseline_visit = (baseline_rgb, *baseline_masks[:2])
     followup_visit = (followup_seen, *followup_masks[:2])
     lighting = _lighting(baseline_visit, followup_visit, alignment, aligned, in_baseline_frame)
     segmented_followup = followup_seen
     if match_lighting and lighting and lighting.pixel_matched and worth_rebalancing(lighting):
         segmented_followup = rebalanced(followup_seen, lighting)
-        followup_masks = segment_photo(segment, segmented_followup)
+        followup_masks = segment_followup_photo(segmented_followup)
         clipped = unrestorable_share(followup_seen, followup_masks[0], lighting)
         lighting = dataclasses.replace(lighting, rebalanced=True, clipped_share=clipped)
     comparison = compare_masks(

@@ -232,7 +232,12 @@ class Predictor:
 
     def segment(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Photo -> (skin, lesion, depigmented or None) bool masks (see :meth:`masks`)."""
-        prediction = self.predict(rgb)
+        return self.segmentation(self.predict(rgb), rgb)
+
+    def segmentation(
+        self, prediction: Prediction, rgb: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(skin, lesion, depigmented or None) bool masks of ``rgb`` from its probabilities."""
         skin, lesion = self.masks(prediction, rgb)
         return skin, lesion, self.depigmented_mask(prediction, lesion, rgb, skin)
 
