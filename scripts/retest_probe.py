@@ -19,7 +19,9 @@ skin with no change. Each copy (follow-up) is compared with the first photo of i
 
 With ``--healed`` the follow-up copy is "half healed" first (every other true patch painted
 over, as in white_balance_probe.py) and the truth masks lose those patches: a known change
-under re-take geometry, which the model's improvements should track.
+under re-take geometry, which the model's improvements should track. ``--heal-blend 0.5``
+restores those patches only half-way in colour (a subtle change, whose true improvement is
+unclear; the truth masks still lose the patches).
 
 A true improvement is 0 for every pair, so each reported improvement is an error, and an
 improvement of 50 % or more is a false "VASI50 responder".
@@ -32,6 +34,7 @@ improvement of 50 % or more is a false "VASI50 responder".
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from collections import defaultdict
@@ -95,6 +98,17 @@ class CachedPredictions:
         return self.predictor.segmentation(prediction, rgb)
 
 
+def changes(comparison) -> dict[str, float | None]:
+    """The comparison's VASI improvement, and the improvement of its affected area alone
+    (hand units, levels left out): how much of a VASI change the levels make."""
+    before = comparison.baseline.hand_units_affected
+    after = comparison.followup.hand_units_affected
+    return {
+        "improvement": comparison.response.improvement,
+        "area_improvement": 1 - after / before if before > 0 else None,
+    }
+
+
 def summarise(label: str, improvements: list[float | None]) -> dict:
     values = np.array([v for v in improvements if v is not None], dtype=float)
     if values.size == 0:
@@ -130,6 +144,12 @@ def main() -> None:
         "--healed", action="store_true", help="half heal each follow-up copy (a known change)"
     )
     parser.add_argument(
+        "--heal-blend",
+        type=float,
+        default=1.0,
+        help="with --healed: how far the patches are restored in colour (1 = fully)",
+    )
+    parser.add_argument(
         "--segment-aligned",
         action="store_true",
         help="also compare with the follow-up segmented in the baseline frame",
@@ -140,6 +160,11 @@ def main() -> None:
         nargs="*",
         default=[],
         help="also compare in the baseline frame with the outputs held within each D",
+    )
+    parser.add_argument(
+        "--hold-levels",
+        type=float,
+        help="also run each in-frame comparison with hold_levels_within=M",
     )
     args = parser.parse_args()
 
@@ -156,6 +181,13 @@ def main() -> None:
     segment = CachedSegmenter(predictor)
     cached = CachedPredictions(predictor)
     holders = {within: HoldingSegmenter(cached, within) for within in args.hold_within}
+
+    def plain(rgb: np.ndarray) -> tuple:
+        return cached.segmentation(cached.predict(rgb), rgb)
+
+    level_options = {"": {}}
+    if args.hold_levels is not None:
+        level_options["_levels"] = {"hold_levels_within": args.hold_levels}
     photos: dict[str, np.ndarray] = {}
     truth_masks: dict[int, tuple] = {}
     rows = []
@@ -165,7 +197,10 @@ def main() -> None:
                 rgb = read_rgb(case.image_path)
                 lesion = read_mask(case.mask_path("lesion"))
                 if args.healed and case is followup:
-                    rgb, lesion = half_healed(rgb, lesion), lesion & ~healed_patches(lesion)
+                    healed = half_healed(rgb, lesion).astype(np.float32)
+                    blend = args.heal_blend * healed + (1 - args.heal_blend) * rgb
+                    rgb = np.clip(np.rint(blend), 0, 255).astype(np.uint8)
+                    lesion = lesion & ~healed_patches(lesion)
                 photos[case.case_id] = rgb
                 segment.add(rgb)
                 skin = segment.cache[id(rgb)][0]
@@ -173,28 +208,24 @@ def main() -> None:
         base_rgb, follow_rgb = photos[baseline.case_id], photos[followup.case_id]
         model = compare_photos(base_rgb, follow_rgb, segment, args.region, match_lighting=True)
         truth = compare_photos(base_rgb, follow_rgb, lambda rgb: truth_masks[id(rgb)], args.region)
-        in_frame = None
-        if args.segment_aligned:
-            in_frame = compare_photos(
+        results = {"model": model, "truth": truth}
+        in_frame_arms = {"in_frame": (plain, None)} if args.segment_aligned else {}
+        in_frame_arms |= {
+            f"held_{within:g}": (holder.segment, holder) for within, holder in holders.items()
+        }
+        for (name, (segmenter, holder)), (suffix, options) in itertools.product(
+            in_frame_arms.items(), level_options.items()
+        ):
+            results[name + suffix] = compare_photos(
                 base_rgb,
                 follow_rgb,
-                segment,
-                args.region,
-                match_lighting=True,
-                segment_aligned=True,
-            ).comparison.response.improvement
-        held = {
-            f"held_{within:g}_improvement": compare_photos(
-                base_rgb,
-                follow_rgb,
-                holder.segment,
+                segmenter,
                 args.region,
                 match_lighting=True,
                 segment_aligned=True,
                 segment_followup=holder,
-            ).comparison.response.improvement
-            for within, holder in holders.items()
-        }
+                **options,
+            )
         rows.append(
             {
                 "baseline": baseline.case_id,
@@ -203,10 +234,11 @@ def main() -> None:
                 "aligned": model.comparison.alignment.reliable,
                 "alignment": model.comparison.alignment.reason,
                 "rebalanced": bool(model.lighting is not None and model.lighting.rebalanced),
-                "model_improvement": model.comparison.response.improvement,
-                "truth_improvement": truth.comparison.response.improvement,
-                "in_frame_improvement": in_frame,
-                **held,
+                **{
+                    f"{source}_{kind}": value
+                    for source, result in results.items()
+                    for kind, value in changes(result.comparison).items()
+                },
             }
         )
         print(f"{len(rows)}/{len(pairs)} {followup.case_id}", file=sys.stderr)
@@ -221,12 +253,11 @@ def main() -> None:
     summary = {}
     for subset, chosen in (("all pairs", rows), ("aligned pairs", aligned)):
         print(f"{subset}:")
-        sources = (
-            "model",
-            *(["in_frame"] if args.segment_aligned else []),
-            *(f"held_{within:g}" for within in args.hold_within),
-            "truth",
-        )
+        sources = [
+            key.removesuffix("_improvement")
+            for key in rows[0]
+            if key.endswith("_improvement") and not key.endswith("_area_improvement")
+        ]
         for source in sources:
             label = f"{source:8s}"
             summary[f"{subset}, {source}"] = summarise(

@@ -534,6 +534,22 @@ def test_compare_command_without_a_model_says_so(tmp_path):
     assert "no vitiseg model folder" in done.stderr + done.stdout
 
 
+def test_compare_command_refuses_a_level_margin_outside_0_to_1(tmp_path, tiny_model_dir):
+    command = [
+        sys.executable,
+        "-m",
+        "vitiseg.cli.compare",
+        "baseline=a.png",
+        "followup=b.png",
+        f"output={tmp_path / 'out'}",
+        f"checkpoint={tiny_model_dir}",
+        "hold_levels_within=2",
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 2
+    assert "hold_levels_within must be between 0 and 1" in done.stderr + done.stdout
+
+
 def test_a_comparison_of_light_skin_carries_the_light_skin_note():
     skin, before, after = face_visits()
     notes = {}

@@ -130,6 +130,9 @@ def _run(cfg: DictConfig) -> int:
         )
     except ValueError as error:  # a bad inference option (scales, depigmented_source, hold)
         raise UsageError(str(error)) from error
+    hold_levels_within = _optional_float(cfg.get("hold_levels_within"))
+    if hold_levels_within is not None and not 0 <= hold_levels_within <= 1:
+        raise UsageError(f"hold_levels_within must be between 0 and 1, not {hold_levels_within}")
     config = load_vasi_config(cfg.vasi)
     options = {
         "align_method": str(cfg.align.method),
@@ -140,6 +143,7 @@ def _run(cfg: DictConfig) -> int:
         "match_lighting": bool(cfg.match_lighting),
         "segment_aligned": bool(cfg.segment_aligned),
         "segment_followup": segment_followup,
+        "hold_levels_within": hold_levels_within,
     }
     if segment_followup is not None and not cfg.segment_aligned:
         log.warning("hold_unchanged_within acts only with segment_aligned=true; ignored")

@@ -26,7 +26,15 @@ import cv2
 import numpy as np
 
 from vitiseg.compare.align import Alignment, common_area, warp_to_baseline
-from vitiseg.vasi import RegionScore, Response, VasiConfig, response, score_region
+from vitiseg.vasi import (
+    LevelReference,
+    RegionScore,
+    Response,
+    VasiConfig,
+    response,
+    score_region,
+    score_region_labelled,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -259,6 +267,7 @@ def compare_masks(
     baseline_depigmented: np.ndarray | None = None,
     followup_depigmented: np.ndarray | None = None,
     followup_in_baseline_frame: bool = False,
+    hold_levels_within: float | None = None,
 ) -> Comparison:
     """Score both visits of one region and map what changed.
 
@@ -292,6 +301,10 @@ def compare_masks(
         followup_in_baseline_frame: The follow-up masks come from the follow-up photo
             already warped into the baseline frame (shape (H, W)): they are used as they
             are. Needs a reliable alignment.
+        hold_levels_within: With a reliable alignment, a follow-up patch lying at least
+            half inside one baseline patch keeps that patch's level when its depigmented
+            share moved by less than this (:class:`~vitiseg.vasi.LevelReference`); None:
+            each visit's levels are snapped from its own shares.
 
     Returns:
         The comparison; ``labels`` and ``areas`` are None when the alignment is unreliable.
@@ -377,7 +390,7 @@ def compare_masks(
         warped_lesion = warp_to_baseline(followup_lesion, alignment, nearest=True)
         warped_depigmented = warp_to_baseline(followup_depigmented, alignment, nearest=True)
     # In the baseline frame the follow-up has the baseline's scale.
-    baseline = score_region(
+    baseline, baseline_labels = score_region_labelled(
         baseline_skin,
         baseline_lesion,
         region,
@@ -385,8 +398,17 @@ def compare_masks(
         depigmented=baseline_depigmented,
         **scale,
     )
+    reference = None
+    if hold_levels_within is not None:
+        reference = LevelReference(baseline_labels, baseline.patches, hold_levels_within)
     followup = score_region(
-        warped_skin, warped_lesion, region, roi=common, depigmented=warped_depigmented, **scale
+        warped_skin,
+        warped_lesion,
+        region,
+        roi=common,
+        depigmented=warped_depigmented,
+        level_reference=reference,
+        **scale,
     )
     labels = change_labels(
         baseline_skin,

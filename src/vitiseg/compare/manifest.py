@@ -239,6 +239,7 @@ def compare_manifest(
     match_lighting: bool = False,
     segment_aligned: bool = False,
     segment_followup: FollowupSegmenter | None = None,
+    hold_levels_within: float | None = None,
     provenance: Mapping[str, Any] | None = None,
 ) -> ManifestComparison:
     """Compare every patient's regions between two visits; pair files go to
@@ -249,8 +250,9 @@ def compare_manifest(
     pair (:func:`vitiseg.compare.pairs.compare_photos`); None for the default thresholds.
     ``match_lighting`` re-balances each aligned one-photo-per-visit follow-up to its
     baseline's normal skin before it is segmented, ``segment_aligned`` segments it
-    warped into the baseline frame, and ``segment_followup`` segments it there against its
-    baseline (all as ``compare_photos``). ``provenance`` goes into
+    warped into the baseline frame, ``segment_followup`` segments it there against its
+    baseline, and ``hold_levels_within`` keeps a patch's level where its share barely
+    moved (all as ``compare_photos``). ``provenance`` goes into
     each pair's ``comparison.json``.
 
     Raises:
@@ -299,6 +301,7 @@ def compare_manifest(
                 match_lighting=match_lighting,
                 segment_aligned=segment_aligned,
                 segment_followup=segment_followup,
+                hold_levels_within=hold_levels_within,
                 provenance=provenance,
             )
             outcomes.append(outcome)
@@ -404,6 +407,7 @@ def _compare_pair(
     match_lighting: bool,
     segment_aligned: bool,
     segment_followup: FollowupSegmenter | None,
+    hold_levels_within: float | None,
     provenance: Mapping[str, Any] | None,
 ) -> RegionOutcome:
     baseline_rgb, followup_rgb = read_rgb(baseline.image), read_rgb(followup.image)
@@ -423,6 +427,7 @@ def _compare_pair(
         match_lighting=match_lighting,
         segment_aligned=segment_aligned,
         segment_followup=segment_followup,
+        hold_levels_within=hold_levels_within,
     )
     pair_dir = Path("pairs") / _safe_name(patient_id) / _safe_name(region)
     files = write_pair_outputs(

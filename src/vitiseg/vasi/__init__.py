@@ -24,6 +24,7 @@ from vitiseg.vasi.config import ADULT_REGIONS_PERCENT_BSA, VasiConfig, load_vasi
 from vitiseg.vasi.patches import snap_level
 from vitiseg.vasi.response import Response, response
 from vitiseg.vasi.scoring import (
+    LevelReference,
     Patch,
     RegionContribution,
     RegionScore,
@@ -31,12 +32,14 @@ from vitiseg.vasi.scoring import (
     combine_photos,
     mosteller_bsa_cm2,
     score_region,
+    score_region_labelled,
     total_vasi,
 )
 
 __all__ = [
     "ADULT_REGIONS_PERCENT_BSA",
     "BlandAltman",
+    "LevelReference",
     "Patch",
     "RegionContribution",
     "RegionScore",
@@ -52,6 +55,7 @@ __all__ = [
     "plot_bland_altman",
     "response",
     "score_region",
+    "score_region_labelled",
     "snap_level",
     "total_vasi",
 ]

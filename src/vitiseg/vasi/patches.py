@@ -147,7 +147,19 @@ def patch_extents(
     connectivity: int = 2,
     depigmented: np.ndarray | None = None,
 ) -> list[PatchExtent]:
-    """Connected patch extents of the lesion mask within visible skin.
+    """Connected patch extents of the lesion mask within visible skin (arguments as
+    :func:`labelled_patch_extents`)."""
+    return labelled_patch_extents(lesion, visible, radius, connectivity, depigmented)[1]
+
+
+def labelled_patch_extents(
+    lesion: np.ndarray,
+    visible: np.ndarray,
+    radius: float,
+    connectivity: int = 2,
+    depigmented: np.ndarray | None = None,
+) -> tuple[np.ndarray, list[PatchExtent]]:
+    """Connected patch extents of the lesion mask within visible skin, and their labels.
 
     Args:
         lesion: (H, W) bool, depigmented pixels, or the outlined patches when
@@ -159,7 +171,8 @@ def patch_extents(
             ``lesion`` is itself the depigmented skin.
 
     Returns:
-        Every extent, in raster order of their first pixel; none is dropped here.
+        (H, W) int label image (0 outside every extent; extent ``label`` elsewhere), and
+        every extent, in raster order of their first pixel; none is dropped here.
     """
     if depigmented is None:
         depigmented = lesion
@@ -168,7 +181,7 @@ def patch_extents(
     extent_mask = close_with_disk(lesion | depigmented, radius) & visible
     labels, count = measure.label(extent_mask, connectivity=connectivity, return_num=True)
     if count == 0:
-        return []
+        return labels, []
     flat = labels.ravel()
     area = np.bincount(flat, minlength=count + 1)
     lesion_count = np.bincount(
@@ -187,4 +200,20 @@ def patch_extents(
                 centroid=(float(centroids[label - 1][0]), float(centroids[label - 1][1])),
             )
         )
-    return extents
+    return labels, extents
+
+
+def largest_overlaps(labels: np.ndarray, other_labels: np.ndarray) -> dict[int, tuple[int, int]]:
+    """For each label of ``labels``, the label of ``other_labels`` it shares most pixels
+    with, and that pixel count (labels with no overlap are left out; 0 is background)."""
+    if labels.shape != other_labels.shape:
+        raise ValueError(f"label images differ in shape: {labels.shape}, {other_labels.shape}")
+    both = (labels > 0) & (other_labels > 0)
+    pairs, counts = np.unique(
+        np.stack([labels[both], other_labels[both]]), axis=1, return_counts=True
+    )
+    best: dict[int, tuple[int, int]] = {}
+    for (label, other), count in zip(pairs.T.tolist(), counts.tolist(), strict=True):
+        if count > best.get(label, (0, 0))[1]:
+            best[label] = (other, count)
+    return best

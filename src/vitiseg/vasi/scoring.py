@@ -23,7 +23,14 @@ import numpy as np
 
 from vitiseg.vasi._records import JsonRecord
 from vitiseg.vasi.config import VasiConfig
-from vitiseg.vasi.patches import binarize, merge_radius, patch_extents, snap_level
+from vitiseg.vasi.patches import (
+    PatchExtent,
+    binarize,
+    labelled_patch_extents,
+    largest_overlaps,
+    merge_radius,
+    snap_level,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +71,8 @@ class Patch(JsonRecord):
         area_cm2: Extent in cm² when ``pixels_per_cm`` is known, else None.
         bbox: (min_row, min_col, max_row, max_col) in pixels, max exclusive.
         centroid: (row, col) in pixels.
+        level_held: The level is the baseline patch's, kept because the share barely moved
+            (a follow-up scored with a :class:`LevelReference`), not snapped from its own.
     """
 
     label: int
@@ -76,6 +85,48 @@ class Patch(JsonRecord):
     area_cm2: float | None
     bbox: tuple[int, int, int, int]
     centroid: tuple[float, float]
+    level_held: bool = False
+
+
+@dataclass(frozen=True)
+class LevelReference:
+    """A baseline's scored patches, to score its follow-up against (comparisons).
+
+    A follow-up patch lying at least half inside one baseline patch keeps that patch's
+    level when its depigmented share differs from the baseline patch's by less than
+    ``within``: a share that barely moved near a cut point (say 0.379 -> 0.364 across the
+    0.375 between levels 50 % and 25 %) would otherwise halve the patch's VASI with no
+    visible change.
+
+    Attributes:
+        labels: (H, W) int label image of the baseline's patch extents, in the frame the
+            follow-up is scored in (from :func:`score_region_labelled`).
+        patches: The baseline's kept patches (their ``label`` indexes ``labels``).
+        within: Largest share move, exclusive, that keeps the baseline's level.
+    """
+
+    labels: np.ndarray
+    patches: tuple[Patch, ...]
+    within: float
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.within <= 1:
+            raise ValueError(f"within must be between 0 and 1, not {self.within}")
+
+    def held_levels(self, labels: np.ndarray, extents: Sequence[PatchExtent]) -> dict[int, float]:
+        """The baseline level each of ``extents`` (labelled in ``labels``) keeps, by
+        label; extents that keep none are left out."""
+        by_label = {patch.label: patch for patch in self.patches}
+        overlaps = largest_overlaps(labels, self.labels)
+        held = {}
+        for extent in extents:
+            other, shared_px = overlaps.get(extent.label, (0, 0))
+            baseline = by_label.get(other)
+            if baseline is None or 2 * shared_px < extent.area_px:
+                continue
+            if abs(extent.depigmented_share - baseline.depigmented_share) < self.within:
+                held[extent.label] = baseline.level
+        return held
 
 
 @dataclass(frozen=True)
@@ -141,8 +192,35 @@ def score_region(
     body_surface_cm2: float | None = None,
     config: VasiConfig | None = None,
     depigmented: np.ndarray | None = None,
+    level_reference: LevelReference | None = None,
 ) -> RegionScore:
-    """Score one photo of one body region.
+    """Score one photo of one body region (arguments as :func:`score_region_labelled`)."""
+    return score_region_labelled(
+        skin,
+        lesion,
+        region,
+        roi=roi,
+        pixels_per_cm=pixels_per_cm,
+        body_surface_cm2=body_surface_cm2,
+        config=config,
+        depigmented=depigmented,
+        level_reference=level_reference,
+    )[0]
+
+
+def score_region_labelled(
+    skin: np.ndarray | None,
+    lesion: np.ndarray,
+    region: str,
+    *,
+    roi: np.ndarray | None = None,
+    pixels_per_cm: float | None = None,
+    body_surface_cm2: float | None = None,
+    config: VasiConfig | None = None,
+    depigmented: np.ndarray | None = None,
+    level_reference: LevelReference | None = None,
+) -> tuple[RegionScore, np.ndarray]:
+    """Score one photo of one body region, and label its patch extents.
 
     Args:
         skin: (H, W) skin mask (bool / integer, non-zero = skin) or float probabilities in
@@ -159,10 +237,14 @@ def score_region(
             whose ``lesion`` outlines whole patches (pigment islands included): patches
             then take their extent from ``lesion`` and their level from the depigmented
             share inside it. None: ``lesion`` is the depigmented skin.
+        level_reference: The baseline's patches when this photo is a follow-up in the
+            baseline frame: a patch whose share barely moved keeps its baseline level
+            (:class:`LevelReference`). None: every level is snapped from its own share.
 
     Returns:
-        The region score; patches are every connected extent that passes the minimum
-        area and the lowest cut point (never only the largest).
+        The region score, whose patches are every connected extent that passes the minimum
+        area and the lowest cut point (never only the largest); and the (H, W) int label
+        image of the extents (a patch's ``label``; dropped extents keep theirs).
 
     Raises:
         KeyError: ``region`` is not in the config's table.
@@ -208,12 +290,21 @@ def score_region(
     min_area = _min_patch_area_px(config, skin_px, px_per_cm2)
     patches: list[Patch] = []
     dropped_small = dropped_faint = 0
-    for extent in patch_extents(lesion_in, visible, radius, config.connectivity, depigmented_in):
+    labels, extents = labelled_patch_extents(
+        lesion_in, visible, radius, config.connectivity, depigmented_in
+    )
+    if level_reference is not None and level_reference.labels.shape != shape:
+        raise ValueError(
+            f"level reference shape {level_reference.labels.shape} differs from lesion shape "
+            f"{shape}"
+        )
+    held_levels = level_reference.held_levels(labels, extents) if level_reference else {}
+    for extent in extents:
         if extent.area_px < min_area:
             dropped_small += 1
             continue
         share = extent.depigmented_share
-        level = snap_level(share, config.levels, config.cut_points)
+        level = held_levels.get(extent.label, snap_level(share, config.levels, config.cut_points))
         if level is None:
             dropped_faint += 1
             continue
@@ -234,6 +325,7 @@ def score_region(
                 area_cm2=area_cm2,
                 bbox=extent.bbox,
                 centroid=extent.centroid,
+                level_held=extent.label in held_levels,
             )
         )
 
@@ -253,7 +345,7 @@ def score_region(
     uncapped = math.fsum(patch.vasi for patch in patches)
     vasi = min(uncapped, hand_units_region)
     affected_px = sum(patch.area_px for patch in patches)
-    return RegionScore(
+    score = RegionScore(
         region=region,
         mode=mode,
         skin_px=skin_px,
@@ -276,6 +368,7 @@ def score_region(
         visible_skin_cm2=visible_cm2,
         mean_lesion_probability=mean_probability,
     )
+    return score, labels
 
 
 def _min_patch_area_px(config: VasiConfig, skin_px: int, px_per_cm2: float | None) -> float:
