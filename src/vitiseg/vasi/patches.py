@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -141,15 +142,11 @@ class PatchExtent(JsonRecord):
 
 
 def patch_extents(
-    lesion: np.ndarray,
-    visible: np.ndarray,
-    radius: float,
-    connectivity: int = 2,
-    depigmented: np.ndarray | None = None,
+    lesion: np.ndarray, visible: np.ndarray, radius: float, **options: Any
 ) -> list[PatchExtent]:
     """Connected patch extents of the lesion mask within visible skin (arguments as
     :func:`labelled_patch_extents`)."""
-    return labelled_patch_extents(lesion, visible, radius, connectivity, depigmented)[1]
+    return labelled_patch_extents(lesion, visible, radius, **options)[1]
 
 
 def labelled_patch_extents(

@@ -17,7 +17,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -183,29 +183,10 @@ class RegionScore(JsonRecord):
 
 
 def score_region(
-    skin: np.ndarray | None,
-    lesion: np.ndarray,
-    region: str,
-    *,
-    roi: np.ndarray | None = None,
-    pixels_per_cm: float | None = None,
-    body_surface_cm2: float | None = None,
-    config: VasiConfig | None = None,
-    depigmented: np.ndarray | None = None,
-    level_reference: LevelReference | None = None,
+    skin: np.ndarray | None, lesion: np.ndarray, region: str, **options: Any
 ) -> RegionScore:
     """Score one photo of one body region (arguments as :func:`score_region_labelled`)."""
-    return score_region_labelled(
-        skin,
-        lesion,
-        region,
-        roi=roi,
-        pixels_per_cm=pixels_per_cm,
-        body_surface_cm2=body_surface_cm2,
-        config=config,
-        depigmented=depigmented,
-        level_reference=level_reference,
-    )[0]
+    return score_region_labelled(skin, lesion, region, **options)[0]
 
 
 def score_region_labelled(
