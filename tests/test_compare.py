@@ -343,6 +343,31 @@ def compare_v0_with_v1(manifest, segment, out_dir, **options):
     )
 
 
+def test_a_manifest_passes_its_holding_options_to_each_pair(tmp_path):
+    manifest, segment = make_manifest(tmp_path)
+    calls = []
+
+    def segment_followup(baseline_rgb, followup_rgb):  # records that the pair used it
+        calls.append(followup_rgb.shape)
+        return segment(followup_rgb)
+
+    def face_followup(**options):
+        result = compare_v0_with_v1(manifest, segment, tmp_path / "out", **options)
+        (face,) = [r for r in result.patients[0].regions if r.region == "face"]
+        return face.comparison.followup
+
+    assert not any(patch.level_held for patch in face_followup().patches)
+    held = face_followup(
+        segment_aligned=True, segment_followup=segment_followup, hold_levels_within=0.05
+    )
+    # The three lesions shrank in place (shares unchanged): each keeps its level; the new
+    # spot at (row 140, column 60) lies in no baseline patch and snaps its own.
+    new_spot = [patch.level_held for patch in held.patches if patch.bbox[:2] == (134, 54)]
+    assert new_spot == [False]
+    assert sum(patch.level_held for patch in held.patches) == 3
+    assert len(calls) == 1
+
+
 def test_manifest_comparison_gives_per_patient_f_and_t_vasi(tmp_path):
     manifest, segment = make_manifest(tmp_path)
     result = compare_v0_with_v1(manifest, segment, tmp_path / "out")
