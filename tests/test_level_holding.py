@@ -81,7 +81,7 @@ def test_a_comparison_with_held_levels_reads_no_change_as_none_and_keeps_real_ch
     alignment = identity_alignment(SHAPE, SHAPE)
     before = depigmented_share_of(patch, 0.38)
 
-    def improvement(share: float, **options) -> float:
+    def comparison(share: float, **options):
         return compare_masks(
             skin,
             patch,
@@ -93,9 +93,13 @@ def test_a_comparison_with_held_levels_reads_no_change_as_none_and_keeps_real_ch
             baseline_depigmented=before,
             followup_depigmented=depigmented_share_of(patch, share, seed=1),
             **options,
-        ).response.improvement
+        )
+
+    def improvement(share: float, **options) -> float:
+        return comparison(share, **options).response.improvement
 
     assert improvement(0.365) == pytest.approx(0.5)  # a 50 % "responder" from a 1.5 pp move
     assert improvement(0.365, hold_levels_within=0.05) == pytest.approx(0.0)
+    assert comparison(0.365, hold_levels_within=0.05).to_dict()["followup_levels_held"] == 1
     # Pigment returning in most of the patch (share 0.38 -> 0.15, level 50 % -> 10 %).
     assert improvement(0.15, hold_levels_within=0.05) == pytest.approx(0.8)

@@ -246,6 +246,8 @@ class Comparison:
             "alignment": self.alignment.to_dict(),
             "baseline_score": score(self.baseline),
             "followup_score": score(self.followup),
+            # Follow-up patches that kept their baseline level (hold_levels_within).
+            "followup_levels_held": sum(patch.level_held for patch in self.followup.patches),
             "notes": list(self.notes),
         }
 

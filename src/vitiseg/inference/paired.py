@@ -5,7 +5,7 @@ A pixel whose probability sits near the threshold flips between two photos of un
 skin (another crop, angle or light), and those flips read as change. With the follow-up in
 the baseline frame, each of its probability maps takes the baseline's value wherever the two
 differ by less than ``within``, so only pixels whose probability moved by that much can
-change (docs/compare_and_cohort.md, "Holding unchanged pixels").
+change (docs/compare_and_cohort.md, "Holding what did not change").
 """
 
 from __future__ import annotations
