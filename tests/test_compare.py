@@ -544,7 +544,8 @@ def test_compare_command_on_two_photos_with_a_tiny_model(tmp_path, tiny_model_di
     assert (out / "side_by_side.jpg").is_file() and (out / "blink.gif").is_file()
 
 
-def test_compare_command_without_a_model_says_so(tmp_path):
+def run_compare_on_missing_photos(tmp_path, *overrides: str) -> tuple[int, str]:
+    """Exit code and output of ``vitiseg-compare`` asked to compare two absent photos."""
     command = [
         sys.executable,
         "-m",
@@ -552,27 +553,24 @@ def test_compare_command_without_a_model_says_so(tmp_path):
         "baseline=a.png",
         "followup=b.png",
         f"output={tmp_path / 'out'}",
-        f"checkpoint={tmp_path / 'missing'}",
+        *overrides,
     ]
     done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
-    assert done.returncode == 2
-    assert "no vitiseg model folder" in done.stderr + done.stdout
+    return done.returncode, done.stderr + done.stdout
+
+
+def test_compare_command_without_a_model_says_so(tmp_path):
+    code, output = run_compare_on_missing_photos(tmp_path, f"checkpoint={tmp_path / 'missing'}")
+    assert code == 2
+    assert "no vitiseg model folder" in output
 
 
 def test_compare_command_refuses_a_level_margin_outside_0_to_1(tmp_path, tiny_model_dir):
-    command = [
-        sys.executable,
-        "-m",
-        "vitiseg.cli.compare",
-        "baseline=a.png",
-        "followup=b.png",
-        f"output={tmp_path / 'out'}",
-        f"checkpoint={tiny_model_dir}",
-        "hold_levels_within=2",
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
-    assert done.returncode == 2
-    assert "hold_levels_within must be between 0 and 1" in done.stderr + done.stdout
+    code, output = run_compare_on_missing_photos(
+        tmp_path, f"checkpoint={tiny_model_dir}", "hold_levels_within=2"
+    )
+    assert code == 2
+    assert "hold_levels_within must be between 0 and 1" in output
 
 
 def test_a_comparison_of_light_skin_carries_the_light_skin_note():
