@@ -47,7 +47,7 @@ from vitiseg.compare import compare_photos
 from vitiseg.data.dataset_format import load_dataset
 from vitiseg.data.splits import load_split
 from vitiseg.inference.factory import predictor_from_config
-from vitiseg.inference.paired import HoldingSegmenter
+from vitiseg.inference.paired import HoldingSegmenter, pixels_key
 from vitiseg.io.images import read_mask, read_rgb
 
 
@@ -86,10 +86,10 @@ class CachedPredictions:
     def __init__(self, predictor) -> None:
         self.predictor = predictor
         self.metadata = predictor.metadata
-        self.cache: dict[tuple, object] = {}
+        self.cache: dict[bytes, object] = {}
 
     def predict(self, rgb: np.ndarray):
-        key = (rgb.shape, hash(np.ascontiguousarray(rgb).tobytes()))
+        key = pixels_key(rgb)
         if key not in self.cache:
             self.cache[key] = self.predictor.predict(rgb)
         return self.cache[key]

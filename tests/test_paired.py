@@ -9,7 +9,12 @@ from tests.test_align import MOVES, visit_pair
 from tests.test_compare import EXACT
 from vitiseg.compare import compare_photos
 from vitiseg.compare.change import ChangeClass
-from vitiseg.inference.paired import HoldingSegmenter, held_prediction, held_where_unchanged
+from vitiseg.inference.paired import (
+    HoldingSegmenter,
+    held_prediction,
+    held_where_unchanged,
+    pixels_key,
+)
 from vitiseg.inference.predictor import Prediction
 
 
@@ -91,6 +96,13 @@ def test_holding_removes_threshold_flicker_and_keeps_real_change():
         HoldingSegmenter(predictor, 0.2)(baseline, followup[:40])
     with pytest.raises(ValueError, match="between 0 and 1"):
         HoldingSegmenter(predictor, 1.5)
+
+
+def test_a_photo_is_keyed_by_its_pixels_and_shape():
+    baseline, followup = flickering_pair()
+    assert pixels_key(baseline) == pixels_key(baseline.copy())
+    assert pixels_key(baseline) != pixels_key(followup)
+    assert pixels_key(baseline) != pixels_key(baseline.reshape(80, 60, 3))
 
 
 def test_the_baseline_is_predicted_once_per_pair():

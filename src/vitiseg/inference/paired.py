@@ -49,6 +49,14 @@ def held_prediction(baseline: Prediction, followup: Prediction, within: float) -
     )
 
 
+def pixels_key(rgb: np.ndarray) -> bytes:
+    """A digest of the photo's pixels and shape: the same photo, however it was read or
+    copied, gets the same key (a cache of predictions keyed by it never goes stale)."""
+    key = hashlib.blake2b(np.ascontiguousarray(rgb).data, digest_size=16)
+    key.update(repr(rgb.shape).encode())
+    return key.digest()
+
+
 class HoldingSegmenter:
     """(baseline photo, follow-up in the baseline frame) -> the follow-up's (skin, lesion,
     depigmented or None) masks, each output held to the baseline's probability where it
@@ -73,9 +81,7 @@ class HoldingSegmenter:
         return self.predictor.metadata
 
     def _prediction(self, rgb: np.ndarray) -> Prediction:
-        key = hashlib.blake2b(np.ascontiguousarray(rgb).data, digest_size=16)
-        key.update(repr(rgb.shape).encode())
-        digest = key.digest()
+        digest = pixels_key(rgb)
         if digest not in self._predictions:
             if len(self._predictions) >= self.CACHE_SIZE:
                 self._predictions.pop(next(iter(self._predictions)))
