@@ -7,6 +7,7 @@ import pytest
 
 from vitiseg.compare.align import identity_alignment
 from vitiseg.compare.change import compare_masks
+from vitiseg.compare.pairs import comparison_row
 from vitiseg.vasi import LevelReference, VasiConfig, score_region, score_region_labelled
 from vitiseg.vasi.patches import largest_overlaps
 
@@ -100,6 +101,9 @@ def test_a_comparison_with_held_levels_reads_no_change_as_none_and_keeps_real_ch
 
     assert improvement(0.365) == pytest.approx(0.5)  # a 50 % "responder" from a 1.5 pp move
     assert improvement(0.365, hold_levels_within=0.05) == pytest.approx(0.0)
-    assert comparison(0.365, hold_levels_within=0.05).to_dict()["followup_levels_held"] == 1
+    held = comparison(0.365, hold_levels_within=0.05)
+    assert held.to_dict()["followup_levels_held"] == 1
+    assert comparison_row(held)["followup_levels_held"] == 1
+    assert comparison_row(comparison(0.365))["followup_levels_held"] == 0
     # Pigment returning in most of the patch (share 0.38 -> 0.15, level 50 % -> 10 %).
     assert improvement(0.15, hold_levels_within=0.05) == pytest.approx(0.8)

@@ -223,6 +223,11 @@ class Comparison:
     areas: ChangeAreas | None
     notes: tuple[str, ...] = ()
 
+    @property
+    def followup_levels_held(self) -> int:
+        """Follow-up patches that kept their baseline level (``hold_levels_within``)."""
+        return sum(patch.level_held for patch in self.followup.patches)
+
     def to_dict(self, *, patches: bool = False) -> dict[str, Any]:
         """JSON-ready summary (no arrays). ``patches``: include each score's patch list."""
 
@@ -246,8 +251,7 @@ class Comparison:
             "alignment": self.alignment.to_dict(),
             "baseline_score": score(self.baseline),
             "followup_score": score(self.followup),
-            # Follow-up patches that kept their baseline level (hold_levels_within).
-            "followup_levels_held": sum(patch.level_held for patch in self.followup.patches),
+            "followup_levels_held": self.followup_levels_held,
             "notes": list(self.notes),
         }
 

@@ -91,6 +91,7 @@ COMPARISON_COLUMNS = (
     "lighting_red_blue",
     "lighting_rebalanced",
     "lighting_clipped_share",
+    "followup_levels_held",
     "notes",
 )
 
@@ -313,6 +314,7 @@ def comparison_row(
         "lighting_red_blue": None if lighting is None else lighting.red_blue,
         "lighting_rebalanced": None if lighting is None else lighting.rebalanced,
         "lighting_clipped_share": None if lighting is None else lighting.clipped_share,
+        "followup_levels_held": comparison.followup_levels_held,
         "notes": " | ".join(comparison.notes),
     }
     for name in (
