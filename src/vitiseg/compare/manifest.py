@@ -397,37 +397,23 @@ def _compare_pair(
     out_dir: Path,
     names: dict[str, tuple[str, ...]],
     *,
-    align_method: AlignMethod,
-    align_settings: AlignSettings | None,
-    tolerance_px: int,
-    config: VasiConfig,
     panels: bool,
     panel_max_side: int,
-    quality: QualityConfig | None,
-    match_lighting: bool,
-    segment_aligned: bool,
-    segment_followup: FollowupSegmenter | None,
-    hold_levels_within: float | None,
     provenance: Mapping[str, Any] | None,
+    **pair_options: Any,
 ) -> RegionOutcome:
+    """One photo per visit: compared as two photos are; ``pair_options`` (alignment,
+    VASI config, quality, lighting and holding options) go to ``compare_photos``."""
     baseline_rgb, followup_rgb = read_rgb(baseline.image), read_rgb(followup.image)
     result = compare_photos(
         baseline_rgb,
         followup_rgb,
         segment,
         region,
-        align_method=align_method,
-        align_settings=align_settings,
         pixels_per_cm=baseline.pixels_per_cm,
         followup_pixels_per_cm=followup.pixels_per_cm,
         body_surface_cm2=baseline.body_surface_cm2 or followup.body_surface_cm2,
-        tolerance_px=tolerance_px,
-        config=config,
-        quality=quality,
-        match_lighting=match_lighting,
-        segment_aligned=segment_aligned,
-        segment_followup=segment_followup,
-        hold_levels_within=hold_levels_within,
+        **pair_options,
     )
     pair_dir = Path("pairs") / _safe_name(patient_id) / _safe_name(region)
     files = write_pair_outputs(
