@@ -15,7 +15,10 @@ skin with no change. Each copy (follow-up) is compared with the first photo of i
   baseline frame (``vitiseg-compare segment_aligned``);
 - with ``--hold-within D [D ...]``, also segmenting it there with each output held to the
   baseline's probability where it moved by less than D (``vitiseg-compare
-  hold_unchanged_within``).
+  hold_unchanged_within``);
+- with ``--hold-levels M`` each in-frame comparison also holds levels within M
+  (``hold_levels_within``), and with ``--follow-patches`` also cuts the follow-up's patches
+  along the baseline's (``follow_baseline_patches``).
 
 With ``--healed`` the follow-up copy is "half healed" first (every other true patch painted
 over, as in white_balance_probe.py) and the truth masks lose those patches: a known change
@@ -166,6 +169,11 @@ def main() -> None:
         type=float,
         help="also run each in-frame comparison with hold_levels_within=M",
     )
+    parser.add_argument(
+        "--follow-patches",
+        action="store_true",
+        help="with --hold-levels: also with follow_baseline_patches (suffix _patches)",
+    )
     args = parser.parse_args()
 
     predictor, model_dir = predictor_from_config(
@@ -188,6 +196,11 @@ def main() -> None:
     level_options = {"": {}}
     if args.hold_levels is not None:
         level_options["_levels"] = {"hold_levels_within": args.hold_levels}
+        if args.follow_patches:
+            level_options["_patches"] = {
+                "hold_levels_within": args.hold_levels,
+                "follow_baseline_patches": True,
+            }
     photos: dict[str, np.ndarray] = {}
     truth_masks: dict[int, tuple] = {}
     rows = []

@@ -144,6 +144,7 @@ def _run(cfg: DictConfig) -> int:
         "segment_aligned": bool(cfg.segment_aligned),
         "segment_followup": segment_followup,
         "hold_levels_within": hold_levels_within,
+        "follow_baseline_patches": bool(cfg.get("follow_baseline_patches", False)),
     }
     if segment_followup is not None and not cfg.segment_aligned:
         log.warning("hold_unchanged_within acts only with segment_aligned=true; ignored")

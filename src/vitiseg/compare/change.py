@@ -274,6 +274,7 @@ def compare_masks(
     followup_depigmented: np.ndarray | None = None,
     followup_in_baseline_frame: bool = False,
     hold_levels_within: float | None = None,
+    follow_baseline_patches: bool = False,
 ) -> Comparison:
     """Score both visits of one region and map what changed.
 
@@ -311,6 +312,10 @@ def compare_masks(
             half inside one baseline patch keeps that patch's level when its depigmented
             share moved by less than this (:class:`~vitiseg.vasi.LevelReference`); None:
             each visit's levels are snapped from its own shares.
+        follow_baseline_patches: With a reliable alignment, cut the follow-up's patch
+            extents along the baseline's patches before grading them, so patches that
+            merge or split between the visits are graded as at baseline
+            (:func:`~vitiseg.vasi.patches.partition_by_reference`).
 
     Returns:
         The comparison; ``labels`` and ``areas`` are None when the alignment is unreliable.
@@ -405,8 +410,13 @@ def compare_masks(
         **scale,
     )
     reference = None
-    if hold_levels_within is not None:
-        reference = LevelReference(baseline_labels, baseline.patches, hold_levels_within)
+    if hold_levels_within is not None or follow_baseline_patches:
+        reference = LevelReference(
+            baseline_labels,
+            baseline.patches,
+            hold_levels_within or 0.0,
+            follow_patches=follow_baseline_patches,
+        )
     followup = score_region(
         warped_skin,
         warped_lesion,

@@ -240,6 +240,7 @@ def compare_manifest(
     segment_aligned: bool = False,
     segment_followup: FollowupSegmenter | None = None,
     hold_levels_within: float | None = None,
+    follow_baseline_patches: bool = False,
     provenance: Mapping[str, Any] | None = None,
 ) -> ManifestComparison:
     """Compare every patient's regions between two visits; pair files go to
@@ -251,8 +252,9 @@ def compare_manifest(
     ``match_lighting`` re-balances each aligned one-photo-per-visit follow-up to its
     baseline's normal skin before it is segmented, ``segment_aligned`` segments it
     warped into the baseline frame, ``segment_followup`` segments it there against its
-    baseline, and ``hold_levels_within`` keeps a patch's level where its share barely
-    moved (all as ``compare_photos``). ``provenance`` goes into
+    baseline, ``hold_levels_within`` keeps a patch's level where its share barely
+    moved, and ``follow_baseline_patches`` grades the follow-up along the baseline's
+    patches (all as ``compare_photos``). ``provenance`` goes into
     each pair's ``comparison.json``.
 
     Raises:
@@ -302,6 +304,7 @@ def compare_manifest(
                 segment_aligned=segment_aligned,
                 segment_followup=segment_followup,
                 hold_levels_within=hold_levels_within,
+                follow_baseline_patches=follow_baseline_patches,
                 provenance=provenance,
             )
             outcomes.append(outcome)

@@ -156,6 +156,7 @@ def compare_photos(
     segment_aligned: bool = False,
     segment_followup: FollowupSegmenter | None = None,
     hold_levels_within: float | None = None,
+    follow_baseline_patches: bool = False,
 ) -> PairResult:
     """Align the follow-up to the baseline, segment both and compare them.
 
@@ -185,7 +186,8 @@ def compare_photos(
             baseline frame (``segment_aligned`` and a reliable alignment), given the
             baseline photo too, e.g. a :class:`~vitiseg.inference.paired.HoldingSegmenter`
             that keeps the baseline's call where the network's probability barely moved.
-        hold_levels_within: As for :func:`vitiseg.compare.change.compare_masks`.
+        hold_levels_within, follow_baseline_patches: As for
+            :func:`vitiseg.compare.change.compare_masks`.
     """
     alignment = align_photos(baseline_rgb, followup_rgb, align_method, align_settings)
     baseline_masks = segment_photo(segment, baseline_rgb)
@@ -224,6 +226,7 @@ def compare_photos(
         followup_depigmented=followup_masks[2],
         followup_in_baseline_frame=in_baseline_frame,
         hold_levels_within=hold_levels_within,
+        follow_baseline_patches=follow_baseline_patches,
     )
     visits = (
         ("baseline photo", baseline_rgb, baseline_masks),

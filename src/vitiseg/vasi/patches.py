@@ -176,28 +176,84 @@ def labelled_patch_extents(
     elif depigmented.shape != lesion.shape:
         raise ValueError(f"depigmented shape {depigmented.shape} differs from {lesion.shape}")
     extent_mask = close_with_disk(lesion | depigmented, radius) & visible
-    labels, count = measure.label(extent_mask, connectivity=connectivity, return_num=True)
-    if count == 0:
-        return labels, []
+    labels = measure.label(extent_mask, connectivity=connectivity)
+    return labels, extents_of_labels(labels, depigmented)
+
+
+def extents_of_labels(labels: np.ndarray, depigmented: np.ndarray) -> list[PatchExtent]:
+    """The extent of every label present in a label image.
+
+    Args:
+        labels: (H, W) int label image, 0 outside every extent; labels need not be
+            consecutive, and one label may cover pixels that do not touch.
+        depigmented: (H, W) bool, the depigmented pixels (counted inside the extents only).
+
+    Returns:
+        One extent per label present, in increasing label order.
+    """
+    present = np.unique(labels[labels > 0])
+    if present.size == 0:
+        return []
     flat = labels.ravel()
-    area = np.bincount(flat, minlength=count + 1)
-    lesion_count = np.bincount(
-        flat, weights=(depigmented & extent_mask).ravel(), minlength=count + 1
-    )
-    centroids = ndimage.center_of_mass(extent_mask, labels, range(1, count + 1))
+    size = int(present[-1]) + 1
+    area = np.bincount(flat, minlength=size)
+    lesion_count = np.bincount(flat, weights=(depigmented & (labels > 0)).ravel(), minlength=size)
+    centroids = ndimage.center_of_mass(labels > 0, labels, present)
+    boxes = ndimage.find_objects(labels)
     extents = []
-    for label, slices in enumerate(ndimage.find_objects(labels), start=1):
-        rows, cols = slices
+    for label, centroid in zip(present.tolist(), centroids, strict=True):
+        rows, cols = boxes[label - 1]
         extents.append(
             PatchExtent(
                 label=label,
                 area_px=int(area[label]),
                 lesion_px=int(round(lesion_count[label])),
                 bbox=(rows.start, cols.start, rows.stop, cols.stop),
-                centroid=(float(centroids[label - 1][0]), float(centroids[label - 1][1])),
+                centroid=(float(centroid[0]), float(centroid[1])),
             )
         )
-    return labels, extents
+    return extents
+
+
+def partition_by_reference(labels: np.ndarray, reference_labels: np.ndarray) -> np.ndarray:
+    """Cut patch extents along another photo's patches (a follow-up along its baseline's).
+
+    Two baseline patches that one follow-up extent bridges, or one baseline patch that
+    falls into two follow-up extents, would otherwise be graded from one mixed share or
+    two partial ones; cut along the baseline, each baseline patch is graded again from the
+    pixels that continue it.
+
+    Args:
+        labels: (H, W) int label image of the extents to cut (0 = none).
+        reference_labels: (H, W) int label image of the reference patches, in the same
+            frame (0 = none).
+
+    Returns:
+        (H, W) int label image: each pixel of an extent that touches a reference patch
+        takes the label of the nearest reference patch (so all the pixels continuing one
+        reference patch share its label, touching or not); an extent touching none keeps a
+        label of its own, above every reference label.
+    """
+    if labels.shape != reference_labels.shape:
+        raise ValueError(f"label images differ in shape: {labels.shape}, {reference_labels.shape}")
+    parts = np.zeros(labels.shape, np.int64)
+    inside = labels > 0
+    if not inside.any():
+        return parts
+    touching = np.unique(labels[inside & (reference_labels > 0)])
+    continuing = np.isin(labels, touching) & inside
+    if touching.size:
+        # Index of the nearest reference pixel for every pixel (distance to label 0 pixels).
+        nearest = ndimage.distance_transform_edt(
+            reference_labels == 0, return_distances=False, return_indices=True
+        )
+        parts[continuing] = reference_labels[nearest[0][continuing], nearest[1][continuing]]
+    own = inside & ~continuing
+    if own.any():
+        offset = int(reference_labels.max())
+        _, renumbered = np.unique(labels[own], return_inverse=True)
+        parts[own] = offset + 1 + renumbered.ravel()
+    return parts
 
 
 def largest_overlaps(labels: np.ndarray, other_labels: np.ndarray) -> dict[int, tuple[int, int]]:

@@ -26,9 +26,11 @@ from vitiseg.vasi.config import VasiConfig
 from vitiseg.vasi.patches import (
     PatchExtent,
     binarize,
+    extents_of_labels,
     labelled_patch_extents,
     largest_overlaps,
     merge_radius,
+    partition_by_reference,
     snap_level,
 )
 
@@ -61,7 +63,9 @@ class Patch(JsonRecord):
     """One scored depigmented patch.
 
     Attributes:
-        label: 1-based label in raster order of the patch's first pixel.
+        label: 1-based label in raster order of the patch's first pixel; in a follow-up
+            cut along its baseline's patches (:attr:`LevelReference.follow_patches`), the
+            label of the baseline patch it continues.
         area_px: Patch extent in pixels (depigmented pixels plus merged specks).
         lesion_px: Depigmented pixels within the extent.
         depigmented_share: ``lesion_px / area_px`` before snapping.
@@ -98,20 +102,33 @@ class LevelReference:
     0.375 between levels 50 % and 25 %) would otherwise halve the patch's VASI with no
     visible change.
 
+    With ``follow_patches`` the follow-up's extents are first cut along the baseline's
+    patches (:func:`~vitiseg.vasi.patches.partition_by_reference`), so two baseline patches
+    that the follow-up's outline bridges are still graded apart, and one that it breaks in
+    two is graded whole.
+
     Attributes:
         labels: (H, W) int label image of the baseline's patch extents, in the frame the
             follow-up is scored in (from :func:`score_region_labelled`).
         patches: The baseline's kept patches (their ``label`` indexes ``labels``).
-        within: Largest share move, exclusive, that keeps the baseline's level.
+        within: Largest share move, exclusive, that keeps the baseline's level (0: none
+            is kept).
+        follow_patches: Cut the follow-up's extents along the baseline's kept patches.
     """
 
     labels: np.ndarray
     patches: tuple[Patch, ...]
     within: float
+    follow_patches: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.within <= 1:
             raise ValueError(f"within must be between 0 and 1, not {self.within}")
+
+    def kept_labels(self) -> np.ndarray:
+        """``labels`` with the extents the baseline dropped (too small or faint) cleared."""
+        kept = [patch.label for patch in self.patches]
+        return np.where(np.isin(self.labels, kept), self.labels, 0)
 
     def held_levels(self, labels: np.ndarray, extents: Sequence[PatchExtent]) -> dict[int, float]:
         """The baseline level each of ``extents`` (labelled in ``labels``) keeps, by
@@ -219,8 +236,9 @@ def score_region_labelled(
             then take their extent from ``lesion`` and their level from the depigmented
             share inside it. None: ``lesion`` is the depigmented skin.
         level_reference: The baseline's patches when this photo is a follow-up in the
-            baseline frame: a patch whose share barely moved keeps its baseline level
-            (:class:`LevelReference`). None: every level is snapped from its own share.
+            baseline frame: a patch whose share barely moved keeps its baseline level, and
+            the extents may be cut along the baseline's patches (:class:`LevelReference`).
+            None: every level is snapped from its own share.
 
     Returns:
         The region score, whose patches are every connected extent that passes the minimum
@@ -271,14 +289,18 @@ def score_region_labelled(
     min_area = _min_patch_area_px(config, skin_px, px_per_cm2)
     patches: list[Patch] = []
     dropped_small = dropped_faint = 0
-    labels, extents = labelled_patch_extents(
-        lesion_in, visible, radius, config.connectivity, depigmented_in
-    )
     if level_reference is not None and level_reference.labels.shape != shape:
         raise ValueError(
             f"level reference shape {level_reference.labels.shape} differs from lesion shape "
             f"{shape}"
         )
+    labels, extents = labelled_patch_extents(
+        lesion_in, visible, radius, config.connectivity, depigmented_in
+    )
+    if level_reference is not None and level_reference.follow_patches:
+        labels = partition_by_reference(labels, level_reference.kept_labels())
+        counted = lesion_in if depigmented_in is None else depigmented_in
+        extents = extents_of_labels(labels, counted)
     held_levels = level_reference.held_levels(labels, extents) if level_reference else {}
     for extent in extents:
         if extent.area_px < min_area:
