@@ -112,6 +112,33 @@ def changes(comparison) -> dict[str, float | None]:
     }
 
 
+def arm_settings(args: argparse.Namespace, sources: list[str]) -> dict[str, dict]:
+    """The ``vitiseg-compare`` settings (``vitiseg.compare.retake.COMPARED_SETTINGS``) each
+    model arm ran with; the truth arm has none."""
+    common = {
+        "tta": args.tta,
+        "scales": list(args.scales),
+        "depigmented_source": "model",
+        "match_lighting": True,
+        "segment_aligned": False,
+        "hold_levels_within": None,
+        "hold_unchanged_within": None,
+        "follow_baseline_patches": False,
+    }
+    settings = {}
+    for source in sources:
+        if source == "truth":
+            continue
+        arm = dict(common, segment_aligned=source != "model")
+        if source.startswith("held_"):
+            arm["hold_unchanged_within"] = float(source.split("_")[1])
+        if source.endswith(("_levels", "_patches")):
+            arm["hold_levels_within"] = args.hold_levels
+        arm["follow_baseline_patches"] = source.endswith("_patches")
+        settings[source] = arm
+    return settings
+
+
 def summarise(label: str, improvements: list[float | None]) -> dict:
     values = np.array([v for v in improvements if v is not None], dtype=float)
     if values.size == 0:
@@ -295,7 +322,15 @@ def main() -> None:
                     f"{int(np.sum(gaps <= 0.10))} of {gaps.size}"
                 )
     if args.json:
-        Path(args.json).write_text(json.dumps({"summary": summary, "pairs": rows}, indent=1))
+        record = {
+            "dataset": Path(args.dataset).name,
+            "part": args.part if args.split_file else None,
+            "healed": args.healed,
+            "settings": arm_settings(args, sources),
+            "summary": summary,
+            "pairs": rows,
+        }
+        Path(args.json).write_text(json.dumps(record, indent=1))
 
 
 if __name__ == "__main__":

@@ -366,6 +366,11 @@ def test_a_manifest_passes_its_holding_options_to_each_pair(tmp_path):
     assert new_spot == [False]
     assert sum(patch.level_held for patch in held.patches) == 3
     assert len(calls) == 1
+    # Cut along the baseline's patches, each follow-up patch takes the label of the
+    # baseline patch it continues; the new spot is numbered after them.
+    cut = face_followup(follow_baseline_patches=True)
+    assert sorted(patch.label for patch in cut.patches) == [1, 2, 3, 4]
+    assert [patch.label for patch in cut.patches if patch.bbox[:2] == (134, 54)] == [4]
 
 
 def test_manifest_comparison_gives_per_patient_f_and_t_vasi(tmp_path):

@@ -23,6 +23,7 @@ from vitiseg.compare.manifest import (
     write_manifest_outputs,
 )
 from vitiseg.compare.pairs import FollowupSegmenter, Segmenter
+from vitiseg.compare.retake import COMPARED_SETTINGS, RetakeNoise, retake_noise_of
 from vitiseg.io.images import ImageReadError, read_rgb
 from vitiseg.paths import default_model_dir
 from vitiseg.quality import quality_config_from_mapping
@@ -75,11 +76,35 @@ def load_segmenter(
     return holding.segment, holding
 
 
+def _segmenter_metadata(segment: Segmenter):
+    """The model metadata behind a segmenter (a predictor's bound method), or None."""
+    return getattr(getattr(segment, "__self__", None), "metadata", None)
+
+
+def model_retake_noise(cfg: DictConfig, segment: Segmenter) -> RetakeNoise | None:
+    """The model's re-take noise when it was measured with this command's settings; None
+    (and a log line saying why) otherwise."""
+    metadata = _segmenter_metadata(segment)
+    noise = retake_noise_of(getattr(metadata, "evaluation", None) or {})
+    if noise is None:
+        log.info("the model has no record of its re-take noise: comparisons carry no retake_share")
+        return None
+    settings = OmegaConf.to_container(cfg, resolve=True)
+    differing = noise.settings_differing({name: settings.get(name) for name in COMPARED_SETTINGS})
+    if differing:
+        log.info(
+            "the model's re-take noise was measured with other %s: comparisons carry no "
+            "retake_share",
+            ", ".join(differing),
+        )
+        return None
+    return noise
+
+
 def comparison_provenance(cfg: DictConfig, segment: Segmenter) -> dict:
     """What made a comparison: the research-use disclaimer, the model (id, folder), the
     package version and the whole resolved command configuration."""
-    predictor = getattr(segment, "__self__", None)
-    metadata = getattr(predictor, "metadata", None)
+    metadata = _segmenter_metadata(segment)
     return {
         "disclaimer": DISCLAIMER,
         "model_id": getattr(metadata, "model_id", None),
@@ -145,6 +170,7 @@ def _run(cfg: DictConfig) -> int:
         "segment_followup": segment_followup,
         "hold_levels_within": hold_levels_within,
         "follow_baseline_patches": bool(cfg.get("follow_baseline_patches", False)),
+        "retake_noise": model_retake_noise(cfg, segment),
     }
     if segment_followup is not None and not cfg.segment_aligned:
         log.warning("hold_unchanged_within acts only with segment_aligned=true; ignored")

@@ -211,6 +211,9 @@ class Comparison:
             alignment was unreliable.
         areas: Areas of ``labels``; None with it.
         notes: Plain-language remarks for the report.
+        retake_share: The share of the model's comparisons of photos with no change that
+            moved at least as much (:mod:`vitiseg.compare.retake`); None when not known
+            (no record for the model or its settings, or an unaligned pair).
     """
 
     region: str
@@ -222,6 +225,7 @@ class Comparison:
     labels: np.ndarray | None
     areas: ChangeAreas | None
     notes: tuple[str, ...] = ()
+    retake_share: float | None = None
 
     @property
     def followup_levels_held(self) -> int:
@@ -252,6 +256,7 @@ class Comparison:
             "baseline_score": score(self.baseline),
             "followup_score": score(self.followup),
             "followup_levels_held": self.followup_levels_held,
+            "retake_share": self.retake_share,
             "notes": list(self.notes),
         }
 

@@ -40,6 +40,7 @@ from vitiseg.compare.pairs import (
     segment_photo,
     write_pair_outputs,
 )
+from vitiseg.compare.retake import RetakeNoise
 from vitiseg.data.dataset_format import find_images
 from vitiseg.io.atomic import write_json_atomic, write_text_atomic
 from vitiseg.io.images import ImageReadError, read_rgb
@@ -241,6 +242,7 @@ def compare_manifest(
     segment_followup: FollowupSegmenter | None = None,
     hold_levels_within: float | None = None,
     follow_baseline_patches: bool = False,
+    retake_noise: RetakeNoise | None = None,
     provenance: Mapping[str, Any] | None = None,
 ) -> ManifestComparison:
     """Compare every patient's regions between two visits; pair files go to
@@ -253,8 +255,9 @@ def compare_manifest(
     baseline's normal skin before it is segmented, ``segment_aligned`` segments it
     warped into the baseline frame, ``segment_followup`` segments it there against its
     baseline, ``hold_levels_within`` keeps a patch's level where its share barely
-    moved, and ``follow_baseline_patches`` grades the follow-up along the baseline's
-    patches (all as ``compare_photos``). ``provenance`` goes into
+    moved, ``follow_baseline_patches`` grades the follow-up along the baseline's
+    patches, and ``retake_noise`` gives each compared pair its share of the model's
+    no-change comparisons that moved as much (all as ``compare_photos``). ``provenance`` goes into
     each pair's ``comparison.json``.
 
     Raises:
@@ -305,6 +308,7 @@ def compare_manifest(
                 segment_followup=segment_followup,
                 hold_levels_within=hold_levels_within,
                 follow_baseline_patches=follow_baseline_patches,
+                retake_noise=retake_noise,
                 provenance=provenance,
             )
             outcomes.append(outcome)

@@ -39,6 +39,7 @@ from vitiseg.compare.lighting import (
     worth_rebalancing,
 )
 from vitiseg.compare.panels import blink_gif, change_map_image, checkerboard, side_by_side
+from vitiseg.compare.retake import RetakeNoise
 from vitiseg.io.atomic import (
     write_bytes_atomic,
     write_jpeg_atomic,
@@ -92,6 +93,7 @@ COMPARISON_COLUMNS = (
     "lighting_rebalanced",
     "lighting_clipped_share",
     "followup_levels_held",
+    "retake_share",
     "notes",
 )
 
@@ -157,6 +159,7 @@ def compare_photos(
     segment_followup: FollowupSegmenter | None = None,
     hold_levels_within: float | None = None,
     follow_baseline_patches: bool = False,
+    retake_noise: RetakeNoise | None = None,
 ) -> PairResult:
     """Align the follow-up to the baseline, segment both and compare them.
 
@@ -188,6 +191,10 @@ def compare_photos(
             that keeps the baseline's call where the network's probability barely moved.
         hold_levels_within, follow_baseline_patches: As for
             :func:`vitiseg.compare.change.compare_masks`.
+        retake_noise: The model's comparisons of photos with no change (its folder's
+            ``evaluation.retake_noise``, measured with these settings): the comparison,
+            when aligned, gets the share of them that moved as much (``retake_share``),
+            and a note when that share reaches ``quality.max_retake_noise_share``.
     """
     alignment = align_photos(baseline_rgb, followup_rgb, align_method, align_settings)
     baseline_masks = segment_photo(segment, baseline_rgb)
@@ -240,6 +247,12 @@ def compare_photos(
         lighting, quality.max_lighting_change, quality.max_rebalance_clipped_share
     )
     extra_notes = [note for note in (lighting_text, *light_skin_notes) if note]
+    improvement = comparison.response.improvement
+    if retake_noise and comparison.scored_within == "common_area" and improvement is not None:
+        share = retake_noise.share_at_least(improvement)
+        comparison = dataclasses.replace(comparison, retake_share=share)
+        if share >= quality.max_retake_noise_share:
+            extra_notes.append(retake_noise.note(improvement, share))
     if extra_notes:
         comparison = dataclasses.replace(comparison, notes=(*comparison.notes, *extra_notes))
     return PairResult(comparison=comparison, aligned_followup=aligned, lighting=lighting)
@@ -318,6 +331,7 @@ def comparison_row(
         "lighting_rebalanced": None if lighting is None else lighting.rebalanced,
         "lighting_clipped_share": None if lighting is None else lighting.clipped_share,
         "followup_levels_held": comparison.followup_levels_held,
+        "retake_share": comparison.retake_share,
         "notes": " | ".join(comparison.notes),
     }
     for name in (

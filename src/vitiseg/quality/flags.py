@@ -99,6 +99,9 @@ class QualityConfig:
         max_rebalance_clipped_share: A re-balanced follow-up (``match_lighting``) is noted
             as possibly still off when more than this share of its skin is clipped white in
             a channel the re-balancing lowers (those pixels cannot be restored).
+        max_retake_noise_share: A comparison is noted as within the model's re-take noise
+            when at least this share of the model's comparisons of photos with no change
+            moved by as much or more (:mod:`vitiseg.compare.retake`).
     """
 
     analysis_long_side: int = 512
@@ -125,6 +128,7 @@ class QualityConfig:
     light_skin_min_ita: float = 41.0
     max_lighting_change: float = 0.1
     max_rebalance_clipped_share: float = 0.05
+    max_retake_noise_share: float = 0.1
 
     def __post_init__(self) -> None:
         if self.analysis_long_side < 16:
@@ -147,6 +151,7 @@ class QualityConfig:
             "min_depigmented_share",
             "depigmented_share_min_lesion",
             "max_rebalance_clipped_share",
+            "max_retake_noise_share",
         ):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name}: must lie within [0, 1]")

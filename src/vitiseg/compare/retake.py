@@ -1,0 +1,123 @@
+"""How far a model's comparisons move when nothing changed: its re-take noise.
+
+``scripts/retest_probe.py`` compares copies of the same photo (cropped, flipped, rotated:
+re-takes with no change) as ``vitiseg-compare`` does, and ``scripts/record_retake_noise.py``
+keeps the size of every such "change" in the model folder (``metadata.json``,
+``evaluation.retake_noise``). A comparison then says what share of those no-change pairs
+moved at least as much as it did: a 20 % improvement that one no-change pair in five also
+shows is not evidence of a response.
+
+The pairs are copies of one photo, so a real re-take (another day, pose and light) moves
+more: the share is a lower bound on how often noise alone gives such a change.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+METADATA_KEY = "retake_noise"
+
+# vitiseg-compare settings that change what a comparison reads; the noise measured with one
+# value says little about another.
+COMPARED_SETTINGS = (
+    "tta",
+    "scales",
+    "depigmented_source",
+    "match_lighting",
+    "segment_aligned",
+    "hold_levels_within",
+    "hold_unchanged_within",
+    "follow_baseline_patches",
+)
+
+# Ratios of float sums: an improvement equal to a recorded one counts as reaching it.
+_TOLERANCE = 1e-9
+
+
+def share_at_least(abs_improvements: Sequence[float], improvement: float) -> float:
+    """The share of no-change pairs whose |improvement| reached ``|improvement|``.
+
+    Args:
+        abs_improvements: |improvement| of each no-change pair, non-empty.
+        improvement: The comparison's improvement, either sign.
+    """
+    if not abs_improvements:
+        raise ValueError("no no-change pairs to compare with")
+    reached = sum(value >= abs(improvement) - _TOLERANCE for value in abs_improvements)
+    return reached / len(abs_improvements)
+
+
+@dataclass(frozen=True)
+class RetakeNoise:
+    """A model's comparisons of no-change pairs.
+
+    Attributes:
+        abs_improvements: |improvement| of each no-change pair.
+        settings: The :data:`COMPARED_SETTINGS` they were compared with.
+        description: Which pairs they are, for notes (e.g. "42 aligned copies of 18
+            vitiligo-web photos").
+    """
+
+    abs_improvements: tuple[float, ...]
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.abs_improvements:
+            raise ValueError("re-take noise needs at least one no-change pair")
+        if not all(math.isfinite(v) and v >= 0 for v in self.abs_improvements):
+            raise ValueError("re-take noise: every |improvement| must be finite and >= 0")
+
+    def share_at_least(self, improvement: float) -> float:
+        """See :func:`share_at_least`."""
+        return share_at_least(self.abs_improvements, improvement)
+
+    def note(self, improvement: float, share: float) -> str:
+        """Plain-language note for a comparison within this noise."""
+        reached = round(share * len(self.abs_improvements))
+        return (
+            f"within the model's re-take noise: {reached} of {len(self.abs_improvements)} "
+            f"comparisons of photos with no change ({self.description}) moved by "
+            f"{abs(improvement):.0%} or more"
+        )
+
+    def settings_differing(self, settings: Mapping[str, Any]) -> list[str]:
+        """The compared settings whose value in ``settings`` is not the one measured."""
+        return [
+            name
+            for name in COMPARED_SETTINGS
+            if _comparable(settings.get(name)) != _comparable(self.settings.get(name))
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "abs_improvements": list(self.abs_improvements),
+            "settings": dict(self.settings),
+            "description": self.description,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RetakeNoise:
+        return cls(
+            abs_improvements=tuple(float(v) for v in data["abs_improvements"]),
+            settings=dict(data.get("settings", {})),
+            description=str(data.get("description", "")),
+        )
+
+
+def retake_noise_of(evaluation: Mapping[str, Any]) -> RetakeNoise | None:
+    """The re-take noise kept in a model's ``evaluation`` metadata, or None."""
+    data = evaluation.get(METADATA_KEY)
+    return None if data is None else RetakeNoise.from_dict(data)
+
+
+def _comparable(value: Any) -> Any:
+    """Lists and tuples alike, numbers as floats (a YAML 1 and a JSON 1.0 agree)."""
+    if isinstance(value, list | tuple):
+        return tuple(_comparable(v) for v in value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return value
