@@ -43,3 +43,19 @@ def test_the_cached_segmenter_runs_the_model_once_per_photo_and_afresh_on_new_ar
     assert first is second and len(calls) == 1
     segment(photo.copy())  # a re-balanced follow-up is a new array
     assert len(calls) == 2
+
+
+def test_each_arm_records_the_compare_settings_it_ran_with():
+    args = SimpleNamespace(tta=True, scales=[0.75, 1.0, 1.25], hold_levels=0.05)
+    settings = retest_probe.arm_settings(
+        args, ["model", "truth", "in_frame", "in_frame_levels", "held_0.2_patches"]
+    )
+    assert "truth" not in settings
+    assert settings["model"]["segment_aligned"] is False
+    assert settings["model"]["hold_levels_within"] is None
+    assert settings["in_frame"]["segment_aligned"] is True
+    assert settings["in_frame_levels"]["hold_levels_within"] == 0.05
+    assert not settings["in_frame_levels"]["follow_baseline_patches"]
+    held = settings["held_0.2_patches"]
+    assert held["hold_unchanged_within"] == 0.2 and held["follow_baseline_patches"] is True
+    assert held["scales"] == [0.75, 1.0, 1.25] and held["match_lighting"] is True

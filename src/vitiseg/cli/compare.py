@@ -20,6 +20,7 @@ from vitiseg.compare.manifest import (
     compare_manifest,
     lighting_summary,
     read_manifest,
+    retake_summary,
     write_manifest_outputs,
 )
 from vitiseg.compare.pairs import FollowupSegmenter, Segmenter
@@ -247,8 +248,9 @@ def _manifest(
         return 1
     write_manifest_outputs(out, result, provenance)
     log.info("%d patient(s) compared; report: %s", len(result.patients), out / "report.html")
-    if lighting := lighting_summary(result):
-        log.info("%s", lighting)
+    for summary in (lighting_summary(result), retake_summary(result)):
+        if summary:
+            log.info("%s", summary)
     for failure in result.failures:
         log.error("%s", failure)
     return 1 if result.failures else 0

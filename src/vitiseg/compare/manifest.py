@@ -40,7 +40,7 @@ from vitiseg.compare.pairs import (
     segment_photo,
     write_pair_outputs,
 )
-from vitiseg.compare.retake import RetakeNoise
+from vitiseg.compare.retake import RetakeNoise, is_retake_note
 from vitiseg.data.dataset_format import find_images
 from vitiseg.io.atomic import write_json_atomic, write_text_atomic
 from vitiseg.io.images import ImageReadError, read_rgb
@@ -703,6 +703,25 @@ def lighting_summary(result: ManifestComparison) -> str | None:
     )
 
 
+def retake_summary(result: ManifestComparison) -> str | None:
+    """One sentence on how many compared pairs changed within the model's re-take noise;
+    None when no compared pair has a known re-take noise (``retake_share``)."""
+    known = [
+        outcome.comparison
+        for patient in result.patients
+        for outcome in patient.regions
+        if outcome.comparison is not None and outcome.comparison.retake_share is not None
+    ]
+    if not known:
+        return None
+    noted = sum(any(map(is_retake_note, comparison.notes)) for comparison in known)
+    return (
+        f"Re-take noise: {noted} of {len(known)} aligned photo pairs changed by no more than "
+        "the model's own comparisons of unchanged photos often do (see each pair's note); "
+        "their responses are not evidence of a change."
+    )
+
+
 def manifest_report_html(
     result: ManifestComparison, provenance: Mapping[str, Any] | None = None
 ) -> str:
@@ -774,6 +793,7 @@ def manifest_report_html(
         + made_by
         + f"<table>{header}{''.join(patient_rows)}</table>"
         + (f"<p>{esc(lighting)}</p>" if (lighting := lighting_summary(result)) else "")
+        + (f"<p>{esc(retake)}</p>" if (retake := retake_summary(result)) else "")
         + (f"<h2>Failures</h2><ul>{failures}</ul>" if failures else "")
         + "<h2>Photo pairs</h2>"
         + "".join(pair_blocks)

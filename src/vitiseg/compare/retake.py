@@ -35,6 +35,12 @@ COMPARED_SETTINGS = (
 
 # Ratios of float sums: an improvement equal to a recorded one counts as reaching it.
 _TOLERANCE = 1e-9
+_NOTE_START = "within the model's re-take noise"
+
+
+def is_retake_note(note: str) -> bool:
+    """Whether a comparison note is :meth:`RetakeNoise.note`'s."""
+    return note.startswith(_NOTE_START)
 
 
 def share_at_least(abs_improvements: Sequence[float], improvement: float) -> float:
@@ -79,7 +85,7 @@ class RetakeNoise:
         """Plain-language note for a comparison within this noise."""
         reached = round(share * len(self.abs_improvements))
         return (
-            f"within the model's re-take noise: {reached} of {len(self.abs_improvements)} "
+            f"{_NOTE_START}: {reached} of {len(self.abs_improvements)} "
             f"comparisons of photos with no change ({self.description}) moved by "
             f"{abs(improvement):.0%} or more"
         )
