@@ -25,6 +25,8 @@ from vitiseg.compare.retake import METADATA_KEY, RetakeNoise
 from vitiseg.io.atomic import write_json_atomic
 from vitiseg.models.metadata import METADATA_NAME
 
+_PART_NAMES = {"val": "validation", "train": "training"}
+
 
 def noise_from_probes(runs: list[dict], arm: str) -> RetakeNoise:
     """The arm's no-change |improvements| over the probe runs (one per split part).
@@ -52,11 +54,11 @@ def noise_from_probes(runs: list[dict], arm: str) -> RetakeNoise:
         ]
         values += [abs(pair[f"{arm}_improvement"]) for pair in pairs]
         sources |= {pair["baseline"] for pair in pairs}
-        parts.append(f"{len(pairs)} in {run['part'] or 'all'}")
-    dataset = runs[0]["dataset"]
+        part = _PART_NAMES.get(run["part"], run["part"] or "all")
+        parts.append(f"{len(pairs)} {part}")
     description = (
-        f"{len(values)} aligned copies of {len(sources)} {dataset} photos, "
-        f"{', '.join(parts)}; copies move less than real re-takes"
+        f"aligned copies of {len(sources)} {runs[0]['dataset']} photos, "
+        f"{' and '.join(parts)} pairs; copies move less than real re-takes"
     )
     return RetakeNoise(tuple(values), settings or {}, description)
 

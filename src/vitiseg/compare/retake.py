@@ -63,8 +63,8 @@ class RetakeNoise:
     Attributes:
         abs_improvements: |improvement| of each no-change pair.
         settings: The :data:`COMPARED_SETTINGS` they were compared with.
-        description: Which pairs they are, for notes (e.g. "42 aligned copies of 18
-            vitiligo-web photos").
+        description: Which pairs they are, for notes (e.g. "aligned copies of 25
+            vitiligo-web photos, ...").
     """
 
     abs_improvements: tuple[float, ...]
@@ -85,9 +85,8 @@ class RetakeNoise:
         """Plain-language note for a comparison within this noise."""
         reached = round(share * len(self.abs_improvements))
         return (
-            f"{_NOTE_START}: {reached} of {len(self.abs_improvements)} "
-            f"comparisons of photos with no change ({self.description}) moved by "
-            f"{abs(improvement):.0%} or more"
+            f"{_NOTE_START}: {reached} of {len(self.abs_improvements)} comparisons of "
+            f"photos with no change moved by {abs(improvement):.0%} or more ({self.description})"
         )
 
     def settings_differing(self, settings: Mapping[str, Any]) -> list[str]:

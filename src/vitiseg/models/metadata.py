@@ -59,7 +59,9 @@ class ModelMetadata:
     lesion_postprocess: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     validation: dict[str, Any] = field(default_factory=dict)
-    evaluation: dict[str, Any] = field(default_factory=dict)  # vitiseg-eval summaries
+    # vitiseg-eval summaries; "retake_noise": how comparisons of unchanged photos moved
+    # (vitiseg.compare.retake)
+    evaluation: dict[str, Any] = field(default_factory=dict)
     provenance: str = ""
     package_version: str = __version__
     model_id: str = ""
