@@ -2,9 +2,10 @@
 """Keep a model's re-take noise in its folder, from retest_probe.py's no-change runs.
 
 Every aligned, non-identical no-change pair with a non-zero baseline of the chosen arm gives
-one |improvement|; they go into ``MODEL/metadata.json`` as ``evaluation.retake_noise`` with
-the arm's ``vitiseg-compare`` settings (``vitiseg.compare.retake``), and ``vitiseg-compare``
-then tells each comparison what share of them moved as much. The weights, and so the
+one improvement (ideally 0); they go into ``MODEL/metadata.json`` as
+``evaluation.retake_noise`` with the arm's ``vitiseg-compare`` settings
+(``vitiseg.compare.retake``), and ``vitiseg-compare`` then tells each comparison what share
+of them moved as much. The weights, and so the
 model id, are untouched.
 
     python scripts/retest_probe.py --dataset DATA/vitiligo-web --split-file RUN/split.json \
@@ -52,7 +53,7 @@ def noise_from_probes(runs: list[dict], arm: str) -> RetakeNoise:
             for pair in run["pairs"]
             if pair["aligned"] and not pair["identical"] and pair[f"{arm}_improvement"] is not None
         ]
-        values += [abs(pair[f"{arm}_improvement"]) for pair in pairs]
+        values += [pair[f"{arm}_improvement"] for pair in pairs]
         sources |= {pair["baseline"] for pair in pairs}
         part = _PART_NAMES.get(run["part"], run["part"] or "all")
         parts.append(f"{len(pairs)} {part}")

@@ -39,9 +39,9 @@ def disc(radius: int) -> np.ndarray:
 
 
 def test_the_share_counts_no_change_pairs_that_moved_at_least_as_much_either_way():
-    moved = [0.0, 0.05, 0.2, 0.2, 0.6]
+    moved = [0.0, 0.05, -0.2, 0.2, 0.6]  # a no-change pair read as 20 % worse counts too
     assert share_at_least(moved, 0.2) == pytest.approx(0.6)
-    assert share_at_least(moved, -0.2) == pytest.approx(0.6)  # a loss as large counts too
+    assert share_at_least(moved, -0.2) == pytest.approx(0.6)  # so does a loss as large
     assert share_at_least(moved, 0.2 + 1e-12) == pytest.approx(0.6)  # float sums round
     assert share_at_least(moved, 0.7) == 0.0 and share_at_least(moved, 0.0) == 1.0
     with pytest.raises(ValueError, match="no no-change pairs"):
@@ -53,6 +53,8 @@ def test_noise_records_refuse_bad_values_and_round_trip():
         RetakeNoise(())
     with pytest.raises(ValueError, match="finite"):
         RetakeNoise((0.1, float("nan")))
+    responders = RetakeNoise((1.0, 0.5 - 1e-12, 0.49, -1.5))  # float sums round at 50 %
+    assert responders.responder_share() == 0.5 and responders.responder_share(0.75) == 0.25
     noise = RetakeNoise((0.1, 0.3), {"tta": True, "scales": [0.75, 1, 1.25]}, "2 copies")
     assert retake_noise_of({"retake_noise": noise.to_dict()}) == noise
     assert retake_noise_of({}) is None
@@ -144,7 +146,7 @@ def test_the_record_script_keeps_aligned_changed_pairs_of_no_change_runs_only():
     noise = record_script.noise_from_probes(
         [probe_run("val", settings), probe_run("train", settings)], "in_frame_levels"
     )
-    assert noise.abs_improvements == (0.2, 0.05, 0.2, 0.05)
+    assert noise.improvements == (-0.2, 0.05, -0.2, 0.05)
     assert noise.description.startswith(
         "aligned copies of 1 vitiligo-web photos, 2 validation and 2 training pairs"
     )
@@ -179,7 +181,7 @@ def test_the_command_uses_a_record_made_with_its_settings_only(
     assert (model / "weights.safetensors").read_bytes() == weights
     segment, _ = command.load_segmenter(str(model), "cpu", False)
     noise = command.model_retake_noise(COMMAND_DEFAULTS, segment)
-    assert noise is not None and noise.abs_improvements == (0.2, 0.05)
+    assert noise is not None and noise.improvements == (-0.2, 0.05)
     moved = OmegaConf.merge(COMMAND_DEFAULTS, {"segment_aligned": False})
     assert command.model_retake_noise(moved, segment) is None
     unrecorded, _ = command.load_segmenter(str(tiny_model_dir), "cpu", False)
@@ -191,7 +193,7 @@ def test_the_shipped_models_record_was_measured_with_the_commands_defaults():
     noise = retake_noise_of(metadata["evaluation"])
     assert noise is not None, "models/default has no evaluation.retake_noise"
     assert noise.settings_differing(COMMAND_DEFAULTS) == []
-    assert len(noise.abs_improvements) >= 30
+    assert len(noise.improvements) >= 30
 
 
 def test_a_manifest_gives_each_pair_its_share_and_counts_the_noted_ones(tmp_path):
@@ -210,7 +212,9 @@ def test_a_manifest_gives_each_pair_its_share_and_counts_the_noted_ones(tmp_path
     )
     (face,) = [r for r in result.patients[0].regions if r.region == "face"]
     assert face.comparison.retake_share == 1.0  # every no-change pair moved by 100 %
-    assert retake_summary(result).startswith("Re-take noise: 1 of 1 aligned photo pairs")
+    summary = retake_summary(result)
+    assert summary.startswith("Re-take noise: 1 of 1 aligned photo pairs")
+    assert "the model read 100% of 5 pairs as VASI50 responders (5)" in summary
     assert "Re-take noise: 1 of 1" in manifest_report_html(result)
     write_manifest_outputs(tmp_path / "out", result)
     rows = (tmp_path / "out" / "comparison.csv").read_text().splitlines()

@@ -158,12 +158,14 @@ class PatientOutcome:
 
 @dataclass(frozen=True)
 class ManifestComparison:
-    """Every patient of a manifest compared between two visits."""
+    """Every patient of a manifest compared between two visits, and the model's re-take
+    noise the pairs were measured against (None when not known)."""
 
     baseline_visit: str
     followup_visit: str
     patients: tuple[PatientOutcome, ...]
     failures: tuple[str, ...] = ()
+    retake_noise: RetakeNoise | None = None
 
 
 def read_manifest(path: str | Path, images_dir: str | Path | None = None) -> list[ManifestPhoto]:
@@ -321,6 +323,7 @@ def compare_manifest(
         followup_visit=followup_visit,
         patients=tuple(patients),
         failures=tuple(failures),
+        retake_noise=retake_noise,
     )
 
 
@@ -715,11 +718,18 @@ def retake_summary(result: ManifestComparison) -> str | None:
     if not known:
         return None
     noted = sum(any(map(is_retake_note, comparison.notes)) for comparison in known)
-    return (
+    summary = (
         f"Re-take noise: {noted} of {len(known)} aligned photo pairs changed by no more than "
         "the model's own comparisons of unchanged photos often do (see each pair's note); "
         "their responses are not evidence of a change."
     )
+    noise = result.retake_noise
+    if noise is not None:
+        summary += (
+            f" On unchanged photos the model read {noise.responder_share():.0%} of "
+            f"{len(noise.improvements)} pairs as VASI50 responders ({noise.description})."
+        )
+    return summary
 
 
 def manifest_report_html(

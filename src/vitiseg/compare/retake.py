@@ -43,17 +43,18 @@ def is_retake_note(note: str) -> bool:
     return note.startswith(_NOTE_START)
 
 
-def share_at_least(abs_improvements: Sequence[float], improvement: float) -> float:
-    """The share of no-change pairs whose |improvement| reached ``|improvement|``.
+def share_at_least(improvements: Sequence[float], improvement: float) -> float:
+    """The share of no-change pairs whose |improvement| reached ``|improvement|`` (either
+    way: a no-change pair that lost as much is as much noise).
 
     Args:
-        abs_improvements: |improvement| of each no-change pair, non-empty.
-        improvement: The comparison's improvement, either sign.
+        improvements: The improvement of each no-change pair, non-empty.
+        improvement: The comparison's improvement.
     """
-    if not abs_improvements:
+    if not improvements:
         raise ValueError("no no-change pairs to compare with")
-    reached = sum(value >= abs(improvement) - _TOLERANCE for value in abs_improvements)
-    return reached / len(abs_improvements)
+    reached = sum(abs(value) >= abs(improvement) - _TOLERANCE for value in improvements)
+    return reached / len(improvements)
 
 
 @dataclass(frozen=True)
@@ -61,31 +62,36 @@ class RetakeNoise:
     """A model's comparisons of no-change pairs.
 
     Attributes:
-        abs_improvements: |improvement| of each no-change pair.
+        improvements: The improvement of each no-change pair (positive: read as better).
         settings: The :data:`COMPARED_SETTINGS` they were compared with.
         description: Which pairs they are, for notes (e.g. "aligned copies of 25
             vitiligo-web photos, ...").
     """
 
-    abs_improvements: tuple[float, ...]
+    improvements: tuple[float, ...]
     settings: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
 
     def __post_init__(self) -> None:
-        if not self.abs_improvements:
+        if not self.improvements:
             raise ValueError("re-take noise needs at least one no-change pair")
-        if not all(math.isfinite(v) and v >= 0 for v in self.abs_improvements):
-            raise ValueError("re-take noise: every |improvement| must be finite and >= 0")
+        if not all(math.isfinite(v) for v in self.improvements):
+            raise ValueError("re-take noise: every improvement must be finite")
 
     def share_at_least(self, improvement: float) -> float:
         """See :func:`share_at_least`."""
-        return share_at_least(self.abs_improvements, improvement)
+        return share_at_least(self.improvements, improvement)
+
+    def responder_share(self, level: float = 0.5) -> float:
+        """The share of no-change pairs read as responders at ``level`` (0.5: VASI50)."""
+        reached = sum(value >= level - _TOLERANCE for value in self.improvements)
+        return reached / len(self.improvements)
 
     def note(self, improvement: float, share: float) -> str:
         """Plain-language note for a comparison within this noise."""
-        reached = round(share * len(self.abs_improvements))
+        reached = round(share * len(self.improvements))
         return (
-            f"{_NOTE_START}: {reached} of {len(self.abs_improvements)} comparisons of "
+            f"{_NOTE_START}: {reached} of {len(self.improvements)} comparisons of "
             f"photos with no change moved by {abs(improvement):.0%} or more ({self.description})"
         )
 
@@ -99,7 +105,7 @@ class RetakeNoise:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "abs_improvements": list(self.abs_improvements),
+            "improvements": list(self.improvements),
             "settings": dict(self.settings),
             "description": self.description,
         }
@@ -107,7 +113,7 @@ class RetakeNoise:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RetakeNoise:
         return cls(
-            abs_improvements=tuple(float(v) for v in data["abs_improvements"]),
+            improvements=tuple(float(v) for v in data["improvements"]),
             settings=dict(data.get("settings", {})),
             description=str(data.get("description", "")),
         )
