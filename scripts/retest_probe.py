@@ -104,11 +104,9 @@ class CachedPredictions:
 def changes(comparison) -> dict[str, float | None]:
     """The comparison's VASI improvement, and the improvement of its affected area alone
     (hand units, levels left out): how much of a VASI change the levels make."""
-    before = comparison.baseline.hand_units_affected
-    after = comparison.followup.hand_units_affected
     return {
         "improvement": comparison.response.improvement,
-        "area_improvement": 1 - after / before if before > 0 else None,
+        "area_improvement": comparison.area_improvement,
     }
 
 

@@ -41,6 +41,7 @@ from vitiseg.compare.manifest import (
     read_manifest,
     write_manifest_outputs,
 )
+from vitiseg.compare.pairs import comparison_row
 from vitiseg.io.atomic import write_png_atomic
 from vitiseg.quality import QualityConfig
 from vitiseg.vasi import VasiConfig
@@ -90,6 +91,8 @@ def test_shrinking_lesions_give_the_expected_improvement_and_change_map():
     assert result.followup.vasi == pytest.approx(followup_vasi)
     expected_improvement = (baseline_vasi - followup_vasi) / baseline_vasi
     assert result.response.improvement == pytest.approx(expected_improvement)
+    # Every patch fully depigmented at both visits: the extent alone changes as the VASI.
+    assert result.area_improvement == pytest.approx(expected_improvement)
     assert result.response.vasi50 == (expected_improvement >= 0.5)
     assert result.response.vasi75 == (expected_improvement >= 0.75)
 
@@ -131,6 +134,8 @@ def test_repigmentation_inside_an_outlined_patch_lowers_its_level_not_its_extent
     assert baseline_patch.area_px == followup_patch.area_px  # hand units unchanged
     assert baseline_patch.level == 1.0 and followup_patch.level == 0.5
     assert result.response.improvement == pytest.approx(0.5)
+    assert result.area_improvement == 0.0  # the extent did not move: only the level did
+    assert comparison_row(result)["area_improvement"] == 0.0
     np.testing.assert_array_equal(result.labels == ChangeClass.REPIGMENTED, before & ~after)
     # Through compare_photos with a three-mask segmenter, the same answer.
     rgb = np.zeros((*shape, 3), np.uint8)

@@ -228,6 +228,14 @@ class Comparison:
     retake_share: float | None = None
 
     @property
+    def area_improvement(self) -> float | None:
+        """The improvement of the affected extent alone (hand units, levels left out); None
+        for a zero baseline. Steadier than the VASI's between unchanged photos, but blind
+        to pigment returning inside a patch (docs/compare_and_cohort.md)."""
+        before = self.baseline.hand_units_affected
+        return 1 - self.followup.hand_units_affected / before if before > 0 else None
+
+    @property
     def followup_levels_held(self) -> int:
         """Follow-up patches that kept their baseline level (``hold_levels_within``)."""
         return sum(patch.level_held for patch in self.followup.patches)
@@ -255,6 +263,7 @@ class Comparison:
             "alignment": self.alignment.to_dict(),
             "baseline_score": score(self.baseline),
             "followup_score": score(self.followup),
+            "area_improvement": self.area_improvement,
             "followup_levels_held": self.followup_levels_held,
             "retake_share": self.retake_share,
             "notes": list(self.notes),
