@@ -102,11 +102,14 @@ class CachedPredictions:
 
 
 def changes(comparison) -> dict[str, float | None]:
-    """The comparison's VASI improvement, and the improvement of its affected area alone
-    (hand units, levels left out): how much of a VASI change the levels make."""
+    """The comparison's VASI improvement, the improvement of its affected area alone (hand
+    units, levels left out: how much of a VASI change the levels make), and how much
+    vitiligo the baseline showed (its VASI and the share of the visible skin affected)."""
     return {
         "improvement": comparison.response.improvement,
         "area_improvement": comparison.area_improvement,
+        "baseline_vasi": comparison.baseline.vasi,
+        "baseline_affected": comparison.baseline.affected_fraction,
     }
 
 
