@@ -5,8 +5,7 @@ Every aligned, non-identical no-change pair with a non-zero baseline of the chos
 one improvement (ideally 0); they go into ``MODEL/metadata.json`` as
 ``evaluation.retake_noise`` with the arm's ``vitiseg-compare`` settings
 (``vitiseg.compare.retake``), and ``vitiseg-compare`` then tells each comparison what share
-of them moved as much. The weights, and so the
-model id, are untouched.
+of them moved as much. The weights, and so the model id, are untouched.
 
     python scripts/retest_probe.py --dataset DATA/vitiligo-web --split-file RUN/split.json \
         --part val --tta --scales 0.75 1.0 1.25 --segment-aligned --hold-levels 0.05 \
@@ -30,7 +29,7 @@ _PART_NAMES = {"val": "validation", "train": "training"}
 
 
 def noise_from_probes(runs: list[dict], arm: str) -> RetakeNoise:
-    """The arm's no-change |improvements| over the probe runs (one per split part).
+    """The arm's no-change improvements over the probe runs (one per split part).
 
     Raises:
         ValueError: a run is of healed pairs, lacks the arm, or the runs' settings differ.

@@ -259,8 +259,8 @@ def compare_manifest(
     baseline, ``hold_levels_within`` keeps a patch's level where its share barely
     moved, ``follow_baseline_patches`` grades the follow-up along the baseline's
     patches, and ``retake_noise`` gives each compared pair its share of the model's
-    no-change comparisons that moved as much (all as ``compare_photos``). ``provenance`` goes into
-    each pair's ``comparison.json``.
+    no-change comparisons that moved as much (all as ``compare_photos``).
+    ``provenance`` goes into each pair's ``comparison.json``.
 
     Raises:
         ManifestError: neither visit occurs in the manifest, or a region is unknown to the

@@ -191,14 +191,14 @@ def extents_of_labels(labels: np.ndarray, depigmented: np.ndarray) -> list[Patch
     Returns:
         One extent per label present, in increasing label order.
     """
-    present = np.unique(labels[labels > 0])
+    flat = labels.ravel()
+    area = np.bincount(flat)
+    present = np.flatnonzero(area[1:]) + 1
     if present.size == 0:
         return []
-    flat = labels.ravel()
-    size = int(present[-1]) + 1
-    area = np.bincount(flat, minlength=size)
-    lesion_count = np.bincount(flat, weights=(depigmented & (labels > 0)).ravel(), minlength=size)
-    centroids = ndimage.center_of_mass(labels > 0, labels, present)
+    inside = labels > 0
+    lesion_count = np.bincount(flat, weights=(depigmented & inside).ravel(), minlength=area.size)
+    centroids = ndimage.center_of_mass(inside, labels, present)
     boxes = ndimage.find_objects(labels)
     extents = []
     for label, centroid in zip(present.tolist(), centroids, strict=True):
