@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import json
 import shutil
@@ -219,3 +220,11 @@ def test_a_manifest_gives_each_pair_its_share_and_counts_the_noted_ones(tmp_path
     write_manifest_outputs(tmp_path / "out", result)
     rows = (tmp_path / "out" / "comparison.csv").read_text().splitlines()
     assert "retake_share" in rows[0].split(",")
+    # The patient's F-VASI is the face pair's VASI: it carries the pair's share.
+    patient = result.patients[0]
+    assert patient.f_vasi.improvement == pytest.approx(face.comparison.response.improvement)
+    assert patient.f_vasi_retake_share == 1.0
+    assert plain.patients[0].f_vasi_retake_share is None
+    with open(tmp_path / "out" / "patients.csv", newline="") as stream:
+        rows_by_patient = {row["patient_id"]: row for row in csv.DictReader(stream)}
+    assert float(rows_by_patient[patient.patient_id]["f_vasi_retake_share"]) == 1.0

@@ -68,6 +68,7 @@ PATIENT_COLUMNS = (
     "f_vasi50",
     "f_vasi75",
     "f_vasi90",
+    "f_vasi_retake_share",
     "baseline_t_vasi",
     "followup_t_vasi",
     "t_vasi_improvement",
@@ -154,6 +155,9 @@ class PatientOutcome:
     # as missing a visit rather than dropping them.
     single_visit: tuple[str, TotalScore] | None = None
     notes: tuple[str, ...] = ()
+    # The face pair's retake_share: F-VASI is that pair's VASI, so its change is the
+    # pair's (None without one aligned face pair or a record of the model's noise).
+    f_vasi_retake_share: float | None = None
 
 
 @dataclass(frozen=True)
@@ -508,6 +512,9 @@ def _patient_outcome(
     face = None
     if baseline.f_vasi is not None and followup.f_vasi is not None:
         face = response(baseline.f_vasi, followup.f_vasi, config)
+    face_pairs = [
+        o.comparison for o in compared if o.region == config.face_region and o.comparison
+    ]
     return PatientOutcome(
         patient_id=patient_id,
         regions=tuple(outcomes),
@@ -516,6 +523,7 @@ def _patient_outcome(
         f_vasi=face,
         t_vasi=response(baseline.t_vasi, followup.t_vasi, config),
         notes=tuple(notes),
+        f_vasi_retake_share=face_pairs[0].retake_share if face_pairs else None,
     )
 
 
@@ -525,6 +533,7 @@ def patient_row(patient: PatientOutcome) -> dict[str, Any]:
         "patient_id": patient.patient_id,
         "regions": ";".join(o.region for o in patient.regions if o.compared),
         "regions_not_compared": ";".join(o.region for o in patient.regions if not o.compared),
+        "f_vasi_retake_share": patient.f_vasi_retake_share,
         "notes": " | ".join(patient.notes),
     }
     for name, result in (("f_vasi", patient.f_vasi), ("t_vasi", patient.t_vasi)):
