@@ -40,6 +40,7 @@ __all__ = [
     "split_off_skin",
     "save_model_folder",
     "widen_head",
+    "widen_stem",
 ]
 
 
@@ -84,6 +85,25 @@ def load_model_folder(folder: str | Path, device: str = "cpu") -> tuple[nn.Modul
     except (OSError, RuntimeError, ValueError, SafetensorError) as error:
         raise ValueError(f"{weights}: weights do not fit {metadata.model_id} ({error})") from error
     return model.to(device).eval(), metadata
+
+
+def widen_stem(state: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> dict:
+    """A start model's weights for a network with more input channels (``relative_colour_px``):
+    the first convolution's new inputs start at zero, so the network first gives exactly
+    the start's outputs and training decides how much to use them."""
+    name = "stem.0.weight"
+    if name not in state or name not in target or state[name].shape == target[name].shape:
+        return state
+    have, wanted = state[name], target[name]
+    if wanted.shape[1] < have.shape[1] or (wanted.shape[0], *wanted.shape[2:]) != (
+        have.shape[0],
+        *have.shape[2:],
+    ):
+        raise ValueError(
+            f"start weights do not fit: {name} {tuple(have.shape)} -> {tuple(wanted.shape)}"
+        )
+    extra = have.new_zeros(have.shape[0], wanted.shape[1] - have.shape[1], *have.shape[2:])
+    return {**state, name: torch.cat([have, extra], dim=1)}
 
 
 def widen_head(state: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> dict:
@@ -154,10 +174,11 @@ def _decoder_of_its_own(state: dict, prefix: str, own: slice, shared: slice) -> 
 def load_start_weights(model: nn.Module, folder: str | Path) -> None:
     """Initialise ``model`` from a model folder for fine-tuning: more outputs than the start
     are widened (:func:`widen_head`), decoders of their own are split off
-    (:func:`split_off_branch`, :func:`split_off_skin`), and a detail path the start lacks
-    keeps its initialisation (its zero fuse leaves the start's outputs unchanged)."""
+    (:func:`split_off_branch`, :func:`split_off_skin`), a detail path the start lacks
+    keeps its initialisation (its zero fuse leaves the start's outputs unchanged), and
+    input channels the start lacks get zero weights (:func:`widen_stem`)."""
     start, _ = load_model_folder(folder)
-    state, target = start.state_dict(), model.state_dict()
+    state, target = widen_stem(start.state_dict(), model.state_dict()), model.state_dict()
     if not any(name.startswith("detail.") for name in state):
         state.update({k: v for k, v in target.items() if k.startswith("detail.")})
     new_heads = [

@@ -18,6 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models import resnet18, resnet34
 
+from vitiseg.models.metadata import Preprocessing
+
 
 def _conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
     return nn.Sequential(
@@ -70,6 +72,41 @@ class _DetailPath(nn.Module):
 
     def forward(self, image: torch.Tensor, decoded: torch.Tensor) -> torch.Tensor:
         return decoded + self.fuse(torch.cat([decoded, self.features(image)], dim=1))
+
+
+class _RelativeColour(nn.Module):
+    """Three channels that a gain on a whole colour channel does not change.
+
+    The lesion output reads lightness, so a colour cast or a darker exposure moves it
+    (docs/model.md, sessions 48 and 52). ``log(rgb)`` minus its mean over a window of
+    ``window_px`` pixels cancels any such gain (white balance, exposure) and leaves each
+    pixel's colour relative to the skin around it. Computed inside the network, so scoring,
+    tiling and ONNX export need nothing new; the window is fixed in pixels (not a share of
+    the photo) so the exported graph has no shape-dependent constants.
+    """
+
+    coarse = 8  # the local mean is taken on an 8x smaller copy: cheap for large windows
+
+    def __init__(self, window_px: int, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        super().__init__()
+        if window_px < 2 * self.coarse:
+            raise ValueError(
+                f"relative_colour_px={window_px}: use 0 (off) or >= {2 * self.coarse}"
+            )
+        self.kernel = (window_px // self.coarse) | 1  # odd, so the window is centred
+        # Not saved with the weights: they restate the model folder's preprocessing.
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # 1/255: a black pixel gets the log of the darkest non-zero value, not -inf.
+        log_rgb = torch.log((x * self.std + self.mean).clamp(min=1 / 255))
+        local = F.avg_pool2d(log_rgb, self.coarse, ceil_mode=True)
+        local = F.avg_pool2d(
+            local, self.kernel, stride=1, padding=self.kernel // 2, count_include_pad=False
+        )
+        local = F.interpolate(local, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return log_rgb - local
 
 
 class _PadToStride(nn.Module):
@@ -148,7 +185,9 @@ class ResNetUNet(_PadToStride):
     does the same for the first output, skin (``skin_decoders``, ``skin_head``), so skin
     can learn from skin-only photos without moving the lesion outputs. ``detail_channels``
     > 0 adds a full-resolution path from the photo to the shared decoder's output
-    (:class:`_DetailPath`).
+    (:class:`_DetailPath`). ``relative_colour_px`` > 0 gives the encoder three more input
+    channels, the photo's colour relative to its surroundings (:class:`_RelativeColour`);
+    fine-tuned from a model without them, their first weights start at zero.
     """
 
     def __init__(
@@ -161,6 +200,7 @@ class ResNetUNet(_PadToStride):
         branch_outputs: int = 0,
         skin_branch: bool = False,
         detail_channels: int = 0,
+        relative_colour_px: int = 0,
     ) -> None:
         super().__init__()
         if encoder not in _RESNETS:
@@ -174,8 +214,14 @@ class ResNetUNet(_PadToStride):
         backbone = _RESNETS[encoder](weights=None)
         if encoder_weights:
             _load_encoder_weights(backbone, Path(encoder_weights), encoder)
-        if in_channels != 3:
-            backbone.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
+        self.relative_colour = (
+            _RelativeColour(relative_colour_px, Preprocessing.mean, Preprocessing.std)
+            if relative_colour_px
+            else None
+        )
+        encoder_inputs = in_channels + (3 if relative_colour_px else 0)
+        if encoder_inputs != 3:
+            backbone.conv1 = nn.Conv2d(encoder_inputs, 64, 7, stride=2, padding=3, bias=False)
         self.stem = nn.Sequential(backbone.conv1, backbone.bn1, backbone.relu)  # /2, 64
         self.pool = backbone.maxpool
         self.layers = nn.ModuleList(
@@ -199,7 +245,10 @@ class ResNetUNet(_PadToStride):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, height, width = self._pad(x)
-        stem = self.stem(x)
+        encoder_input = x
+        if self.relative_colour is not None:
+            encoder_input = torch.cat([x, self.relative_colour(x)], dim=1)
+        stem = self.stem(encoder_input)
         features = [stem]
         y = self.pool(stem)
         for layer in self.layers:
