@@ -38,6 +38,10 @@ TILE = 64
 MODELS = {
     "compact": ("compact_unet", {"width": 4}),
     "resnet18": ("resnet_unet", {"encoder": "resnet18", "decoder_channels": [32, 16, 16, 8, 8]}),
+    "relative-colour": (
+        "resnet_unet",
+        {"decoder_channels": [16, 8, 8, 8, 8], "relative_colour_px": 24},
+    ),
 }
 
 
@@ -84,11 +88,12 @@ def test_onnx_backend_refuses_other_tile_sizes(model_dirs):
         backend(np.zeros((1, 3, TILE + 16, TILE), np.float32))
 
 
-def test_dynamic_size_export_pads_to_the_stride_like_the_model(tmp_path):
-    folder = _save(tmp_path / "m", *MODELS["compact"])
+@pytest.mark.parametrize(("name", "stride"), [("compact", 16), ("relative-colour", 32)])
+def test_dynamic_size_export_pads_to_the_stride_like_the_model(tmp_path, name, stride):
+    folder = _save(tmp_path / "m", *MODELS[name])
     path = export_onnx(folder, dynamic_hw=True)
     backend = OnnxBackend(path)
-    assert backend.tile is None and backend.stride == 16
+    assert backend.tile is None and backend.stride == stride
     batch = np.random.default_rng(2).standard_normal((2, 3, 45, 70)).astype(np.float32)
     got = backend(batch)
     assert got.shape == (2, 2, 45, 70)

@@ -37,7 +37,12 @@ from vitiseg.data.torch_dataset import (
     outline_band,
     targets_from_masks,
 )
-from vitiseg.models.model_folder import load_model_folder, load_start_weights, widen_head
+from vitiseg.models.model_folder import (
+    load_model_folder,
+    load_start_weights,
+    widen_head,
+    widen_stem,
+)
 from vitiseg.models.unet import build_model
 from vitiseg.training.loss import masked_bce_dice
 from vitiseg.training.settings import DatasetSpec, TrainSettings
@@ -342,6 +347,38 @@ def test_a_part_added_to_a_start_first_gives_the_starts_outputs(tmp_path, kwargs
     image = torch.rand(1, 3, 45, 61)
     with torch.no_grad():
         assert torch.equal(split.eval()(image), start_model(image))
+
+
+def test_relative_colour_inputs_start_silent_and_no_channel_gain_moves_them(tmp_path):
+    start = tmp_path / "start"
+    train(_resnet_settings(max_epochs=1), [DatasetSpec(make_tiny_dataset(tmp_path / "d"))], start)
+    start_model, _ = load_model_folder(start / "model")
+    model = build_model("resnet_unet", **_TINY_RESNET, relative_colour_px=16)
+    load_start_weights(model, start / "model")
+    assert model.stem[0].weight.shape[1] == 6 and not model.stem[0].weight[:, 3:].any()
+    image = torch.rand(1, 3, 45, 61)
+    with torch.no_grad():
+        assert torch.equal(model.eval()(image), start_model(image))
+    # A white-balance and exposure gain on whole channels leaves the new inputs as they were.
+    mean, std = model.relative_colour.mean, model.relative_colour.std
+    rgb = torch.rand(1, 3, 40, 56) * 0.6 + 0.2
+    gain = torch.tensor([1.2, 0.9, 0.7]).view(1, 3, 1, 1)
+    as_taken = model.relative_colour((rgb - mean) / std)
+    relit = model.relative_colour((rgb * gain - mean) / std)
+    torch.testing.assert_close(relit, as_taken, atol=1e-5, rtol=0)
+    assert as_taken.abs().mean() > 0.05  # not a constant: the colour relative to its surroundings
+    model(image).square().mean().backward()
+    assert model.stem[0].weight.grad[:, 3:].abs().sum() > 0  # the first step moves them
+
+
+def test_relative_colour_needs_a_window_and_a_start_that_fits():
+    with pytest.raises(ValueError, match="relative_colour_px=4"):
+        build_model("resnet_unet", **_TINY_RESNET, relative_colour_px=4)
+    wide = build_model("resnet_unet", **_TINY_RESNET, relative_colour_px=16).state_dict()
+    narrow = build_model("resnet_unet", **_TINY_RESNET).state_dict()
+    assert widen_stem(narrow, narrow) is narrow  # nothing to widen
+    with pytest.raises(ValueError, match="start weights do not fit: stem.0.weight"):
+        widen_stem(wide, narrow)
 
 
 def test_the_detail_path_starts_silent_but_learns():
