@@ -35,6 +35,11 @@ def test_a_local_torchvision_encoder_file_is_loaded_and_a_wrong_one_refused(tmp_
     torch.save({k: v for k, v in encoder.items() if not k.startswith("fc.")}, encoder_file)
     model = build_model("resnet_unet", encoder="resnet18", encoder_weights=encoder_file)
     assert torch.equal(model.stem[0].weight, encoder["conv1.weight"])
+    relative = build_model(
+        "resnet_unet", encoder="resnet18", encoder_weights=encoder_file, relative_colour_px=16
+    )
+    assert torch.equal(relative.stem[0].weight[:, :3], encoder["conv1.weight"])
+    assert not relative.stem[0].weight[:, 3:].any()  # the relative inputs start silent
 
     renamed = tmp_path / "renamed.pth"
     torch.save({f"encoder.{k}": v for k, v in encoder.items()}, renamed)
