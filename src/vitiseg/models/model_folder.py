@@ -95,10 +95,8 @@ def widen_stem(state: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) 
     if name not in state or name not in target or state[name].shape == target[name].shape:
         return state
     have, wanted = state[name], target[name]
-    if wanted.shape[1] < have.shape[1] or (wanted.shape[0], *wanted.shape[2:]) != (
-        have.shape[0],
-        *have.shape[2:],
-    ):
+    same_filters = wanted.shape[0] == have.shape[0] and wanted.shape[2:] == have.shape[2:]
+    if wanted.shape[1] < have.shape[1] or not same_filters:
         raise ValueError(
             f"start weights do not fit: {name} {tuple(have.shape)} -> {tuple(wanted.shape)}"
         )

@@ -221,13 +221,13 @@ class ResNetUNet(_PadToStride):
         )
         encoder_inputs = in_channels + (3 if relative_colour_px else 0)
         if encoder_inputs != 3:
-            rgb_filters = backbone.conv1.weight.detach().clone()
+            pretrained = backbone.conv1.weight.detach() if encoder_weights else None
             backbone.conv1 = nn.Conv2d(encoder_inputs, 64, 7, stride=2, padding=3, bias=False)
-            if encoder_weights and in_channels == 3:
+            if pretrained is not None and in_channels == 3:
                 # Keep the pretrained RGB filters; the relative inputs start silent.
                 with torch.no_grad():
                     backbone.conv1.weight.zero_()
-                    backbone.conv1.weight[:, :3] = rgb_filters
+                    backbone.conv1.weight[:, :3] = pretrained
         self.stem = nn.Sequential(backbone.conv1, backbone.bn1, backbone.relu)  # /2, 64
         self.pool = backbone.maxpool
         self.layers = nn.ModuleList(
