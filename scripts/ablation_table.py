@@ -66,7 +66,9 @@ def paired_seed_differences(differences: list[float]) -> dict:
 
 
 def print_runs(items: list[str], metric: str | None, last: int) -> None:
-    print(f"| arm | epochs | minutes | best val lesion Dice (epoch) | mean of last {last} |")
+    # Name the column compared: a skin-Dice table must not read as lesion Dice.
+    compared = metric or "val lesion Dice"
+    print(f"| arm | epochs | minutes | best {compared} (epoch) | mean of last {last} |")
     print("|---|---|---|---|---|")
     for item in items:
         name, _, folder = item.partition("=")

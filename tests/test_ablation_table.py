@@ -53,3 +53,13 @@ def test_several_pairs_are_described_with_their_interval():
 def test_a_paired_argument_without_a_control_is_refused(tmp_path):
     with pytest.raises(SystemExit, match="TREATED_DIR=CONTROL_DIR"):
         ablation_table.print_pairs([str(tmp_path)], None, 3)
+
+
+def test_the_table_names_the_column_it_compares(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.csv").write_text("epoch,minutes,skin_dice\n1,1.0,0.7\n2,2.0,0.8\n")
+    ablation_table.print_runs([f"a={run}"], "skin_dice", last=2)
+    header, _, row = capsys.readouterr().out.splitlines()
+    assert "best skin_dice (epoch)" in header and "lesion" not in header
+    assert "| 0.800 (2) | 0.750 |" in row
