@@ -71,12 +71,14 @@ def task(cfg: DictConfig) -> int:
     write_json_atomic(out / "summary.json", summary)
     table = markdown_table(summary)
     write_text_atomic(out / "summary.md", table)
-    worst = worst_cases(results, int(cfg.gallery))
+    sections = worst_cases(results, int(cfg.gallery))
     by_id = {c.case_id: c for c in cases}
-    detailed = [
-        evaluate_case(predictor, by_id[r.case_id], keep_masks=True, quality=quality) for r in worst
-    ]
-    gallery = write_gallery(detailed, out / "worst_cases")
+    picked = {pick.result.case_id for picks in sections.values() for pick in picks}
+    masks_by_case = {
+        case_id: evaluate_case(predictor, by_id[case_id], keep_masks=True, quality=quality).masks
+        for case_id in sorted(picked)
+    }
+    gallery = write_gallery(sections, masks_by_case, out / "worst_cases")
     print(table)
     print(f"summary: {out / 'summary.json'}\nworst cases: {gallery}")
     return 0

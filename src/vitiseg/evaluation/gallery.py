@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from vitiseg.evaluation.evaluate import CaseResult
+from vitiseg.evaluation.evaluate import GALLERY_SECTIONS, GalleryPick
 from vitiseg.io.atomic import write_jpeg_atomic, write_text_atomic
 
 TRUE_COLOUR = (0, 255, 0)  # truth outlines, RGB
@@ -32,26 +31,43 @@ def outline_overlay(
     return canvas
 
 
-def write_gallery(results: Sequence[CaseResult], folder: Path) -> Path:
-    """Write one JPEG per case and an HTML index (every value escaped)."""
-    rows = []
-    for rank, result in enumerate(results, 1):
-        masks = result.masks
-        kind = "lesion" if "lesion_true" in masks else "skin"
-        overlay = outline_overlay(masks["rgb"], masks.get(f"{kind}_true"), masks[f"{kind}_pred"])
-        name = f"{rank:02d}.jpg"
-        write_jpeg_atomic(folder / name, overlay)
-        scores = result.lesion or result.skin
-        dice = f"{scores.dice:.3f}" if scores else "–"
-        rows.append(
-            f"<figure><img src='{name}' width='320'><figcaption>"
-            f"{html.escape(result.case_id)} — {kind} Dice {dice} — "
-            f"{html.escape(result.stratum)}</figcaption></figure>"
-        )
-    page = (
-        "<!doctype html><meta charset='utf-8'><title>Worst cases</title>"
-        "<p>Green: annotation. Magenta: model.</p>" + "\n".join(rows)
-    )
+def overlay_masks(
+    masks: dict[str, np.ndarray], output: str
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """The truth and prediction of one output, the truth as scored (skin includes lesions)."""
+    truth = masks.get(f"{output}_true")
+    if output == "skin" and truth is not None and "lesion_true" in masks:
+        truth = truth | masks["lesion_true"]
+    return truth, masks[f"{output}_pred"]
+
+
+def write_gallery(
+    sections: dict[str, list[GalleryPick]],
+    masks_by_case: dict[str, dict[str, np.ndarray]],
+    folder: Path,
+) -> Path:
+    """Write one JPEG per pick and an HTML index by section (every value escaped).
+
+    ``masks_by_case`` holds each picked case's photo and masks (``evaluate_case(...,
+    keep_masks=True).masks``), so a case in two sections is run through the model once.
+    """
+    titles = dict(GALLERY_SECTIONS)
+    parts = ["<p>Green: annotation. Magenta: model.</p>"]
+    for section, picks in sections.items():
+        parts.append(f"<h2>{html.escape(titles.get(section, section))}</h2>")
+        for rank, pick in enumerate(picks, 1):
+            masks = masks_by_case[pick.result.case_id]
+            truth, predicted = overlay_masks(masks, pick.output)
+            name = f"{section}-{rank:02d}.jpg"
+            write_jpeg_atomic(folder / name, outline_overlay(masks["rgb"], truth, predicted))
+            parts.append(
+                f"<figure><img src='{html.escape(name)}' width='320'><figcaption>"
+                f"{html.escape(pick.result.case_id)} — {html.escape(pick.caption)} — "
+                f"{html.escape(pick.result.stratum)}</figcaption></figure>"
+            )
+    if not sections:
+        parts.append("<p>No case has an annotated mask to rank.</p>")
+    page = "<!doctype html><meta charset='utf-8'><title>Worst cases</title>" + "\n".join(parts)
     index = folder / "index.html"
     write_text_atomic(index, page)
     return index
