@@ -1328,6 +1328,22 @@ def test_the_relit_recipe_relights_all_but_skin_photos_for_the_lesion_output_onl
     assert settings_from_config(relit).lr == 3e-4
 
 
+def test_evaluation_table_gives_the_affected_fraction_error_in_percentage_points():
+    from vitiseg.evaluation.evaluate import CaseResult, markdown_table, summarise
+    from vitiseg.metrics.segmentation import score_masks
+
+    truth = np.zeros((10, 10), bool)
+    # True affected fraction 0.20, predicted 0.25 and 0.10: errors 5 and 10 pp, mean 7.5.
+    results = [
+        CaseResult(
+            f"c{i}", f"p{i}", score_masks(truth, truth), None, 0.2, predicted, "ita_tan", 20.0
+        )
+        for i, predicted in enumerate([0.25, 0.10])
+    ]
+    all_row = markdown_table(summarise(results)).splitlines()[2]
+    assert all_row.startswith("| all |") and all_row.endswith("| 7.5 |")
+
+
 def test_evaluation_summary_compares_flagged_with_unflagged_cases():
     from vitiseg.evaluation.evaluate import CaseResult, markdown_table, summarise
     from vitiseg.metrics.segmentation import score_masks
@@ -1356,3 +1372,5 @@ def test_evaluation_summary_compares_flagged_with_unflagged_cases():
         "| flag light_skin | 2 (2) | 0.333" in table and "| no light_skin | 2 (2) | 1.000" in table
     )
     assert summary["cases"][2]["quality_flags"] == ["light_skin"]
+    assert "affected-fraction MAE, pp |" in table.splitlines()[0]
+    assert "| – |" in table  # no affected-fraction truth here: shown as missing, not as 0

@@ -316,7 +316,7 @@ def markdown_table(summary: dict[str, Any]) -> str:
     """A readable table of means overall and per stratum."""
     lines = [
         "| group | n (patients) | lesion Dice [95 % CI] | lesion IoU | lesion HD95 px | "
-        "skin Dice [95 % CI] | affected-fraction MAE |",
+        "skin Dice [95 % CI] | affected-fraction MAE, pp |",
         "|---|---|---|---|---|---|---|",
     ]
     # A three-output model on a set with exact depigmented masks gets one more column.
@@ -326,6 +326,9 @@ def markdown_table(summary: dict[str, Any]) -> str:
 
     def fmt(value: Any) -> str:
         return "–" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+
+    def percentage_points(share: float | None) -> str:
+        return "–" if share is None else f"{100 * share:.1f}"
 
     def with_interval(value: Any, interval: list[float] | None) -> str:
         return fmt(value) + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
@@ -345,7 +348,7 @@ def markdown_table(summary: dict[str, Any]) -> str:
         lines.append(
             f"| {name} | {block['n_cases']} ({block.get('n_patients', '?')}) | {lesion_dice} | "
             f"{fmt(lesion.get('iou'))} | {fmt(lesion.get('hd95_px'))} | "
-            f"{skin_dice} | {fmt(affected.get('mae'))} |"
+            f"{skin_dice} | {percentage_points(affected.get('mae'))} |"
             + (f" {fmt(depigmented)} |" if with_depigmented else "")
         )
     return "\n".join(lines) + "\n"
