@@ -10,7 +10,7 @@ over photos): a comparison of two visits reads change from that area.
 
     python scripts/white_balance_probe.py --dataset DATA/vitiligo-web \
         --split-file RUN/split.json --part val [--checkpoint MODEL] [--tta --scales 0.75 1 1.25] \
-        [--compare-region face]
+        [--compare-region face] [--average-gains 1,1,1 1.1,1,0.9]
 
 The default is one pass per photo (no flips, one size): the quickest view of the network
 itself. With ``--compare-region`` the comparisons also take a follow-up with a known change
@@ -33,6 +33,7 @@ from vitiseg.compare import compare_photos
 from vitiseg.data.dataset_format import load_dataset
 from vitiseg.data.splits import load_split
 from vitiseg.inference.factory import predictor_from_config
+from vitiseg.inference.predictor import Prediction
 from vitiseg.io.images import read_mask, read_rgb
 from vitiseg.metrics.segmentation import score_masks
 
@@ -45,6 +46,31 @@ LIGHTINGS: dict[str, tuple[float, float, float]] = {
     "dark 15 %": (0.85, 0.85, 0.85),
     "bright 15 %": (1.15, 1.15, 1.15),
 }
+
+
+def mean_prediction(predictions: list[Prediction]) -> Prediction:
+    """The mean of each probability map over ``predictions`` (None stays None)."""
+
+    def mean(name: str) -> np.ndarray | None:
+        maps = [getattr(p, name) for p in predictions]
+        return None if maps[0] is None else np.mean(maps, axis=0, dtype=np.float32)
+
+    return Prediction(mean("skin"), mean("lesion"), mean("uncertainty"), mean("depigmented"))
+
+
+def average_over_gains(predictor, gains: list[tuple[float, float, float]]) -> None:
+    """Make ``predictor`` average its probabilities over copies of each photo re-lit by each
+    of ``gains`` (an inference-time colour averaging, docs/model.md session 60)."""
+    predict_one = predictor.predict
+    predictor.predict = lambda rgb: mean_prediction([predict_one(relit(rgb, g)) for g in gains])
+
+
+def parse_gains(text: str) -> tuple[float, float, float]:
+    """ "1.1,1,0.9" -> (1.1, 1.0, 0.9): red, green and blue gains."""
+    values = tuple(float(v) for v in text.split(","))
+    if len(values) != 3 or not all(0 < v <= 4 for v in values):
+        raise argparse.ArgumentTypeError(f"gains must be three factors in (0, 4], not {text!r}")
+    return values
 
 
 # Follow-ups with a known change: half the patches healed, as taken and darker.
@@ -108,6 +134,14 @@ def main() -> None:
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0])
     parser.add_argument("--json", help="also write the per-photo Dice here")
     parser.add_argument(
+        "--average-gains",
+        type=parse_gains,
+        nargs="+",
+        metavar="R,G,B",
+        help="average the probabilities over copies of each photo re-lit by these channel "
+        "gains (include 1,1,1 for the photo itself), on top of --tta and --scales",
+    )
+    parser.add_argument(
         "--depigmented-source",
         choices=["model", "colour"],
         default="model",
@@ -138,6 +172,8 @@ def main() -> None:
         args.checkpoint,
         {"tta": args.tta, "scales": args.scales, "depigmented_source": args.depigmented_source},
     )
+    if args.average_gains:
+        average_over_gains(predictor, args.average_gains)
     cases = [case for case in load_dataset(args.dataset) if case.mask_path("lesion")]
     if args.split_file:
         wanted = set(load_split(args.split_file)[Path(args.dataset).name][args.part])
@@ -173,7 +209,10 @@ def main() -> None:
             )
             responses[match, name].append(response)
 
-    print(f"{model_dir}: {len(cases)} photos, tta={args.tta}, scales={args.scales}")
+    print(
+        f"{model_dir}: {len(cases)} photos, tta={args.tta}, scales={args.scales}, "
+        f"averaged over gains {args.average_gains or [(1.0, 1.0, 1.0)]}"
+    )
     as_taken = np.array(dice["as taken"])
     area_taken = np.maximum(np.array(area["as taken"]), 1)
     shifted = []
