@@ -246,6 +246,18 @@ def test_report_escapes_what_the_table_says(tmp_path):
     assert "<script>" not in page and "<b>wk</b>" not in page and "&lt;b&gt;wk" in page
 
 
+def test_patients_csv_does_not_hand_a_spreadsheet_a_formula(tmp_path):
+    rows = [
+        {"patient_id": "=HYPERLINK(1)", "visit": "V0", "f_vasi": "1.0"},
+        {"patient_id": "=HYPERLINK(1)", "visit": "V1", "f_vasi": "0.2"},
+    ]
+    write_cohort_report(tmp_path, summarise_cohort(rows, "V0", "V1"))
+    with open(tmp_path / "patients.csv", newline="") as stream:
+        (row,) = list(csv.DictReader(stream))
+    assert row["patient_id"] == "'=HYPERLINK(1)"
+    assert float(row["change"]) == pytest.approx(-0.8)  # numbers stay numbers
+
+
 def _example_module():
     spec = importlib.util.spec_from_file_location(
         "make_cohort_example", REPO / "scripts" / "make_cohort_example.py"

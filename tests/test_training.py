@@ -1137,6 +1137,13 @@ def test_training_command_end_to_end(tmp_path):
     assert set(summary["by_quality_flag"]) == raised
     assert "[" in (evaluation / "summary.md").read_text()
     assert (evaluation / "worst_cases" / "index.html").is_file()
+    with open(evaluation / "cases.csv", newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    assert [r["case_id"] for r in rows] == [c["case_id"] for c in summary["cases"]]
+    for row, case in zip(rows, summary["cases"], strict=True):
+        assert float(row["lesion_dice"]) == pytest.approx(case["lesion"]["dice"])
+        assert row["depigmented_dice"] == ""  # a two-output model: not scored, left blank
+        assert row["quality_flags"] == ";".join(case["quality_flags"])
 
 
 def test_ddp_two_processes_on_cpu_with_gloo(tmp_path):

@@ -1,4 +1,8 @@
-"""vitiseg-eval: score a model folder against an annotated dataset."""
+"""vitiseg-eval: score a model folder against an annotated dataset.
+
+Writes summary.json (means, strata, every case), summary.md (a readable table), cases.csv
+(a row per case, for a spreadsheet or R) and worst_cases/ (overlays of the failures).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ from vitiseg.cli._hydra import output_dir, run_hydra
 from vitiseg.data.dataset_format import load_dataset
 from vitiseg.data.splits import load_split
 from vitiseg.evaluation.evaluate import (
+    CASE_COLUMNS,
+    case_rows,
     evaluate_case,
     evaluate_cases,
     markdown_table,
@@ -26,6 +32,7 @@ from vitiseg.evaluation.vasi_truth import (
 )
 from vitiseg.inference.factory import predictor_from_config
 from vitiseg.io.atomic import write_json_atomic, write_text_atomic
+from vitiseg.io.tables import csv_text
 from vitiseg.quality import quality_config_from_mapping
 from vitiseg.vasi import load_vasi_config
 
@@ -69,6 +76,7 @@ def task(cfg: DictConfig) -> int:
         summary["vasi_vs_truth"] = agreement.to_dict()
         write_bland_altman(agreement, out / "vasi_bland_altman.png")
     write_json_atomic(out / "summary.json", summary)
+    write_text_atomic(out / "cases.csv", csv_text(case_rows(results), CASE_COLUMNS))
     table = markdown_table(summary)
     write_text_atomic(out / "summary.md", table)
     sections = worst_cases(results, int(cfg.gallery))

@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 
 from vitiseg.cohort.summary import RESPONDER_LEVELS, CohortSummary, ScoreSummary
 from vitiseg.io.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
+from vitiseg.io.tables import spreadsheet_safe
 
 logger = logging.getLogger(__name__)
 
@@ -260,7 +261,7 @@ def patients_csv(summary: CohortSummary) -> str:
         for p in score.patients:
             cells = [
                 name,
-                p.patient_id,
+                spreadsheet_safe(str(p.patient_id)),
                 p.baseline,
                 p.followup,
                 p.change,

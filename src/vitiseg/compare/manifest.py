@@ -35,7 +35,6 @@ from vitiseg.compare.pairs import (
     Segmenter,
     compare_photos,
     comparison_row,
-    csv_text,
     light_skin_note,
     segment_photo,
     write_pair_outputs,
@@ -44,6 +43,7 @@ from vitiseg.compare.retake import RetakeNoise, is_retake_note
 from vitiseg.data.dataset_format import find_images
 from vitiseg.io.atomic import write_json_atomic, write_text_atomic
 from vitiseg.io.images import ImageReadError, read_rgb
+from vitiseg.io.tables import csv_text
 from vitiseg.quality import QualityConfig
 from vitiseg.vasi import (
     RegionScore,

@@ -7,11 +7,9 @@ needs no torch and tests can inject masks.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -47,6 +45,7 @@ from vitiseg.io.atomic import (
     write_png_atomic,
     write_text_atomic,
 )
+from vitiseg.io.tables import csv_text
 from vitiseg.quality import FLAG_DESCRIPTIONS, QualityConfig, assess_quality
 from vitiseg.vasi import VasiConfig
 
@@ -348,18 +347,6 @@ def comparison_row(
     ):
         row[name] = None if areas is None else getattr(areas, name)
     return row
-
-
-def csv_text(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
-    """Rows as CSV text; None becomes an empty cell, floats keep full precision."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(
-        buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n"
-    )
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({key: "" if value is None else value for key, value in row.items()})
-    return buffer.getvalue()
 
 
 def write_pair_outputs(

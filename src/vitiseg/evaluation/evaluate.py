@@ -69,6 +69,38 @@ class CaseResult:
         }
 
 
+# Columns of cases.csv: one row per case, each output's scores flattened (blank = not
+# annotated or undefined under the empty-mask policy).
+_SCORED_OUTPUTS = ("lesion", "skin", "depigmented")
+_SCORE_FIELDS = ("dice", "iou", "sensitivity", "precision", "hd95_px", "truth_px", "predicted_px")
+CASE_COLUMNS = (
+    "case_id",
+    "patient_id",
+    "stratum",
+    "ita_deg",
+    *(f"{output}_{name}" for output in _SCORED_OUTPUTS for name in _SCORE_FIELDS),
+    "affected_fraction_true",
+    "affected_fraction_predicted",
+    "affected_fraction_error",
+    "quality_flags",
+)
+
+
+def case_rows(results: Sequence[CaseResult]) -> list[dict[str, Any]]:
+    """One flat row per case in :data:`CASE_COLUMNS` (for ``cases.csv``)."""
+    rows = []
+    for result in results:
+        case = result.to_dict()
+        row = {key: case[key] for key in ("case_id", "patient_id", "stratum", "ita_deg")}
+        for output in _SCORED_OUTPUTS:
+            scores = case.get(output) or {}
+            row.update({f"{output}_{name}": scores.get(name) for name in _SCORE_FIELDS})
+        row.update({key: case[key] for key in CASE_COLUMNS if key.startswith("affected_")})
+        row["quality_flags"] = ";".join(case["quality_flags"])
+        rows.append(row)
+    return rows
+
+
 def affected_fraction(lesion: np.ndarray, skin: np.ndarray) -> float:
     """Lesion pixels as a share of visible skin (skin or lesion) in (H, W) bool masks."""
     visible = int(np.count_nonzero(skin | lesion))

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from vitiseg.io.atomic import write_json_atomic
+from vitiseg.io.tables import spreadsheet_safe
 from vitiseg.vasi import Patch, RegionScore
 
 log = logging.getLogger(__name__)
@@ -62,8 +63,6 @@ CSV_COLUMNS = (
     "mask_depigmented",  # three-output models only
     "overlay",
 )
-# Spreadsheets run cells starting with these as formulas; text cells get a leading quote.
-_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 _TEXT_COLUMNS = frozenset({"image", "error", "patient_id", "visit", "region", "case_id"})
 
 
@@ -216,9 +215,8 @@ def _cell(column: str, value: Any) -> str:
     if isinstance(value, float):
         return "" if not math.isfinite(value) else f"{value:.6g}"
     text = str(value)
-    if column in _TEXT_COLUMNS and text.startswith(_FORMULA_PREFIXES):
-        return "'" + text
-    return text
+    # Names from a user's manifest may start like a formula (vitiseg.io.tables).
+    return spreadsheet_safe(text) if column in _TEXT_COLUMNS else text
 
 
 def csv_row(record: PhotoRecord) -> dict[str, str]:
