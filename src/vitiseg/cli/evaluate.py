@@ -63,16 +63,30 @@ def task(cfg: DictConfig) -> int:
                 truth[case.case_id], vasi_config, skin, lesion, depigmented
             )
 
+    skipped: list = []  # cases whose files cannot be used: reported, the rest evaluated
     results = evaluate_cases(
-        predictor, cases, quality, on_masks=record_model_vasi if truth is not None else None
+        predictor,
+        cases,
+        quality,
+        on_masks=record_model_vasi if truth is not None else None,
+        skipped=skipped,
     )
+    if not results:
+        raise ValueError(f"{dataset}: no case could be evaluated; first problem: {skipped[0][1]}")
+    evaluated = [case for case in cases if case.case_id in {r.case_id for r in results}]
     summary = summarise(results)
+    summary["skipped_cases"] = [{"case_id": c.case_id, "problem": why} for c, why in skipped]
     summary["model"] = {"folder": str(model_dir), "model_id": predictor.metadata.model_id}
-    summary["dataset"] = {"path": str(dataset), "split": cfg.split, "n_cases": len(cases)}
+    summary["dataset"] = {
+        "path": str(dataset),
+        "split": cfg.split,
+        "n_cases": len(cases),
+        "n_evaluated": len(results),
+    }
     # Flip averaging and working size change every figure: a summary says which it used.
     summary["inference"] = OmegaConf.to_container(cfg.infer, resolve=True)
     if truth is not None:
-        agreement = vasi_agreement(cases, truth, vasi_config, model_vasi)
+        agreement = vasi_agreement(evaluated, truth, vasi_config, model_vasi)
         summary["vasi_vs_truth"] = agreement.to_dict()
         write_bland_altman(agreement, out / "vasi_bland_altman.png")
     write_json_atomic(out / "summary.json", summary)
@@ -88,8 +102,10 @@ def task(cfg: DictConfig) -> int:
     }
     gallery = write_gallery(sections, masks_by_case, out / "worst_cases")
     print(table)
+    for case, problem in skipped:
+        print(f"SKIPPED {case.case_id}: {problem}")
     print(f"summary: {out / 'summary.json'}\nworst cases: {gallery}")
-    return 0
+    return 1 if skipped else 0  # as vitiseg-score: the figures are written, but not complete
 
 
 def main() -> None:

@@ -24,13 +24,17 @@ from tqdm import tqdm
 
 from vitiseg.data.dataset_format import MASK_KINDS, Case
 from vitiseg.inference.predictor import Predictor
-from vitiseg.io.images import read_mask, read_rgb
+from vitiseg.io.images import ImageReadError, read_mask, read_rgb
 from vitiseg.metrics.confidence import patient_bootstrap_ci
 from vitiseg.metrics.segmentation import MaskScores, mean_scores, nan_mean, score_masks
 from vitiseg.metrics.skin_tone import individual_typology_angle, ita_category
 from vitiseg.quality import FLAG_NAMES, QualityConfig, assess_quality
 
 log = logging.getLogger(__name__)
+
+
+class CaseInputError(ValueError):
+    """A case's files do not fit together (the message names the file)."""
 
 
 @dataclass(frozen=True)
@@ -134,6 +138,13 @@ def evaluate_case(
     on_masks: MaskHook | None = None,
 ) -> CaseResult:
     rgb = read_rgb(case.image_path)
+    truth = read_truth(case)
+    for kind, mask in truth.items():  # before the network runs: a bad case fails fast
+        if mask is not None and mask.shape != rgb.shape[:2]:
+            raise CaseInputError(
+                f"{case.mask_path(kind)}: mask size {mask.shape} differs from "
+                f"image {rgb.shape[:2]}"
+            )
     prediction = predictor.predict(rgb)
     skin_pred, lesion_pred = predictor.masks(prediction, rgb)
     depigmented_pred = predictor.depigmented_mask(prediction, lesion_pred, rgb, skin_pred)
@@ -150,13 +161,6 @@ def evaluate_case(
         skin_probability=prediction.skin,
         depigmented=depigmented_pred,
     ).flags
-    truth = read_truth(case)
-    for kind, mask in truth.items():
-        if mask is not None and mask.shape != lesion_pred.shape:
-            raise ValueError(
-                f"{case.mask_path(kind)}: mask size {mask.shape} differs from "
-                f"image {lesion_pred.shape}"
-            )
     lesion_scores = (
         score_masks(lesion_pred, truth["lesion"]) if truth["lesion"] is not None else None
     )
@@ -205,11 +209,21 @@ def evaluate_cases(
     cases: Sequence[Case],
     quality: QualityConfig | None = None,
     on_masks: MaskHook | None = None,
+    skipped: list[tuple[Case, str]] | None = None,
 ) -> list[CaseResult]:
-    return [
-        evaluate_case(predictor, case, quality=quality, on_masks=on_masks)
-        for case in tqdm(cases, desc="evaluating", unit="photo", dynamic_ncols=True)
-    ]
+    """Evaluate every case. With a ``skipped`` list, a case whose photo or masks cannot be
+    used (unreadable, a mask of another size) is recorded there with the problem and the
+    rest are evaluated; without one, the first such case raises."""
+    results = []
+    for case in tqdm(cases, desc="evaluating", unit="photo", dynamic_ncols=True):
+        try:
+            results.append(evaluate_case(predictor, case, quality=quality, on_masks=on_masks))
+        except (ImageReadError, CaseInputError) as error:
+            if skipped is None:
+                raise
+            log.warning("skipped %s: %s", case.case_id, error)
+            skipped.append((case, str(error)))
+    return results
 
 
 def patient_intervals(rows: Sequence[CaseResult]) -> dict[str, list[float] | None]:
@@ -383,4 +397,8 @@ def markdown_table(summary: dict[str, Any]) -> str:
             f"{skin_dice} | {percentage_points(affected.get('mae'))} |"
             + (f" {fmt(depigmented)} |" if with_depigmented else "")
         )
+    skipped = summary.get("skipped_cases") or []
+    if skipped:
+        lines.append(f"\nSkipped (not in any figure above): {len(skipped)} case(s)")
+        lines += [f"- {c['case_id']}: {c['problem']}" for c in skipped]
     return "\n".join(lines) + "\n"
