@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,22 @@ def shared_data() -> Path:
     if not (root / "vitiligo-web" / "manifest.csv").is_file():
         pytest.skip(f"real photo sets not found at {root} (only CI and developers have ../shared)")
     return root
+
+
+def run_eval_command(
+    model_dir: Path, dataset: Path, out: Path, *overrides: str, check: bool = True, cwd=None
+) -> subprocess.CompletedProcess:
+    """``vitiseg-eval`` as a user runs it, in a process of its own (output captured as text)."""
+    command = [
+        sys.executable,
+        "-m",
+        "vitiseg.cli.evaluate",
+        f"checkpoint={model_dir}",
+        f"dataset={dataset}",
+        f"output={out}",
+        *overrides,
+    ]
+    return subprocess.run(command, check=check, capture_output=True, text=True, cwd=cwd)
 
 
 @pytest.fixture(autouse=True)

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 
 import numpy as np
 
-from tests.conftest import make_tiny_dataset
+from tests.conftest import make_tiny_dataset, run_eval_command
 from vitiseg.io.atomic import write_png_atomic
 
 
@@ -23,20 +21,14 @@ def test_unusable_cases_are_reported_and_the_rest_evaluated(tmp_path, tiny_model
     )
     before = {p: p.read_bytes() for p in dataset.rglob("*.png")}
     out = tmp_path / "eval"
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "vitiseg.cli.evaluate",
-            f"checkpoint={tiny_model_dir}",
-            f"dataset={dataset}",
-            f"output={out}",
-            "gallery=1",
-            "infer.tta=false",
-            "infer.scales=[1.0]",
-        ],
-        capture_output=True,
-        text=True,
+    run = run_eval_command(
+        tiny_model_dir,
+        dataset,
+        out,
+        "gallery=1",
+        "infer.tta=false",
+        "infer.scales=[1.0]",
+        check=False,
         cwd=tmp_path,
     )
     assert run.returncode == 1, run.stderr  # written, but not complete

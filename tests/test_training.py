@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import make_tiny_dataset
+from tests.conftest import make_tiny_dataset, run_eval_command
 from vitiseg.data.augment import (
     AugmentSettings,
     PaleSkinTone,
@@ -1110,20 +1110,7 @@ def test_training_command_end_to_end(tmp_path):
     ]
     subprocess.run(command, check=True, capture_output=True, cwd=tmp_path)
     evaluation = tmp_path / "eval"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "vitiseg.cli.evaluate",
-            f"checkpoint={out / 'model'}",
-            f"dataset={dataset}",
-            f"output={evaluation}",
-            "gallery=2",
-        ],
-        check=True,
-        capture_output=True,
-        cwd=tmp_path,
-    )
+    run_eval_command(out / "model", dataset, evaluation, "gallery=2", cwd=tmp_path)
     summary = json.loads((evaluation / "summary.json").read_text())
     assert len(summary["cases"]) == 6
     assert set(summary["mean"]) >= {"lesion", "skin"}

@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 
+from tests.conftest import run_eval_command
 from vitiseg.data.dataset_format import load_dataset
 from vitiseg.evaluation.vasi_truth import generator_vasi, load_truth, vasi_agreement
 from vitiseg.vasi import VasiConfig
@@ -54,19 +55,7 @@ def test_generator_vasi_is_capped_at_the_region():
 def test_eval_reports_model_vasi_against_truth(tmp_path, tiny_model_dir):
     dataset = _synth(tmp_path, n=4)
     out = tmp_path / "eval"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "vitiseg.cli.evaluate",
-            f"checkpoint={tiny_model_dir}",
-            f"dataset={dataset}",
-            f"output={out}",
-            "gallery=1",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    run_eval_command(tiny_model_dir, dataset, out, "gallery=1")
     summary = json.loads((out / "summary.json").read_text())
     block = summary["vasi_vs_truth"]
     assert block["n"] == 4
