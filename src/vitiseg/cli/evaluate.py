@@ -17,13 +17,11 @@ from vitiseg.data.splits import load_split
 from vitiseg.evaluation.evaluate import (
     CASE_COLUMNS,
     case_rows,
-    evaluate_case,
     evaluate_cases,
     markdown_table,
     summarise,
-    worst_cases,
 )
-from vitiseg.evaluation.gallery import write_gallery
+from vitiseg.evaluation.gallery import draw_worst_cases
 from vitiseg.evaluation.vasi_truth import (
     load_truth,
     masks_vasi,
@@ -73,7 +71,8 @@ def task(cfg: DictConfig) -> int:
     )
     if not results:
         raise ValueError(f"{dataset}: no case could be evaluated; first problem: {skipped[0][1]}")
-    evaluated = [case for case in cases if case.case_id in {r.case_id for r in results}]
+    evaluated_ids = {result.case_id for result in results}
+    evaluated = [case for case in cases if case.case_id in evaluated_ids]
     summary = summarise(results)
     summary["skipped_cases"] = [{"case_id": c.case_id, "problem": why} for c, why in skipped]
     summary["model"] = {"folder": str(model_dir), "model_id": predictor.metadata.model_id}
@@ -93,14 +92,9 @@ def task(cfg: DictConfig) -> int:
     write_text_atomic(out / "cases.csv", csv_text(case_rows(results), CASE_COLUMNS))
     table = markdown_table(summary)
     write_text_atomic(out / "summary.md", table)
-    sections = worst_cases(results, int(cfg.gallery))
-    by_id = {c.case_id: c for c in cases}
-    picked = {pick.result.case_id for picks in sections.values() for pick in picks}
-    masks_by_case = {
-        case_id: evaluate_case(predictor, by_id[case_id], keep_masks=True, quality=quality).masks
-        for case_id in sorted(picked)
-    }
-    gallery = write_gallery(sections, masks_by_case, out / "worst_cases")
+    gallery = draw_worst_cases(
+        predictor, evaluated, results, int(cfg.gallery), out / "worst_cases", quality
+    )
     print(table)
     for case, problem in skipped:
         print(f"SKIPPED {case.case_id}: {problem}")

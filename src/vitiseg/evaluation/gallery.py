@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from vitiseg.evaluation.evaluate import GALLERY_SECTIONS, GalleryPick
+from vitiseg.data.dataset_format import Case
+from vitiseg.evaluation.evaluate import (
+    GALLERY_SECTIONS,
+    CaseResult,
+    GalleryPick,
+    evaluate_case,
+    worst_cases,
+)
+from vitiseg.inference.predictor import Predictor
 from vitiseg.io.atomic import write_jpeg_atomic, write_text_atomic
+from vitiseg.quality import QualityConfig
 
 TRUE_COLOUR = (0, 255, 0)  # truth outlines, RGB
 PREDICTED_COLOUR = (255, 0, 255)
@@ -71,3 +81,23 @@ def write_gallery(
     index = folder / "index.html"
     write_text_atomic(index, page)
     return index
+
+
+def draw_worst_cases(
+    predictor: Predictor,
+    cases: Sequence[Case],
+    results: Sequence[CaseResult],
+    count: int,
+    folder: Path,
+    quality: QualityConfig | None = None,
+) -> Path:
+    """Pick the worst ``count`` cases of each kind of failure, run each picked case through
+    the model once more to keep its masks (not held for every case), and write the gallery."""
+    sections = worst_cases(results, count)
+    by_id = {case.case_id: case for case in cases}
+    picked = sorted({pick.result.case_id for picks in sections.values() for pick in picks})
+    masks_by_case = {
+        case_id: evaluate_case(predictor, by_id[case_id], keep_masks=True, quality=quality).masks
+        for case_id in picked
+    }
+    return write_gallery(sections, masks_by_case, folder)
