@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from vitiseg.evaluation.evaluate import CaseResult, worst_cases
-from vitiseg.evaluation.gallery import overlay_masks, write_gallery
+from vitiseg.evaluation.evaluate import CaseResult
+from vitiseg.evaluation.gallery import overlay_masks, worst_cases, write_gallery
 from vitiseg.metrics.segmentation import score_masks
 
 

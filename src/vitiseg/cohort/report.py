@@ -5,7 +5,6 @@ Figures use Matplotlib's object API (``Figure``), never pyplot's global state.
 
 from __future__ import annotations
 
-import csv
 import html
 import io
 import logging
@@ -17,7 +16,7 @@ from matplotlib.figure import Figure
 
 from vitiseg.cohort.summary import RESPONDER_LEVELS, CohortSummary, ScoreSummary
 from vitiseg.io.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
-from vitiseg.io.tables import spreadsheet_safe
+from vitiseg.io.tables import csv_text
 
 logger = logging.getLogger(__name__)
 
@@ -240,38 +239,27 @@ def boxplots_png(summary: CohortSummary, baseline_label: str, followup_label: st
     return _png(figure)
 
 
+PATIENT_COLUMNS = (
+    "score",
+    "patient_id",
+    "baseline",
+    "followup",
+    "change",
+    "improvement",
+    "vasi50",
+    "vasi75",
+    "vasi90",
+)
+
+
 def patients_csv(summary: CohortSummary) -> str:
     """Per-patient pairs of every score, long format."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(
-        [
-            "score",
-            "patient_id",
-            "baseline",
-            "followup",
-            "change",
-            "improvement",
-            "vasi50",
-            "vasi75",
-            "vasi90",
-        ]
-    )
-    for name, score in summary.scores.items():
-        for p in score.patients:
-            cells = [
-                name,
-                spreadsheet_safe(str(p.patient_id)),
-                p.baseline,
-                p.followup,
-                p.change,
-                p.improvement,
-                p.vasi50,
-                p.vasi75,
-                p.vasi90,
-            ]
-            writer.writerow(["" if cell is None else cell for cell in cells])
-    return buffer.getvalue()
+    rows = [
+        {"score": name, **{column: getattr(p, column) for column in PATIENT_COLUMNS[1:]}}
+        for name, score in summary.scores.items()
+        for p in score.patients
+    ]
+    return csv_text(rows, PATIENT_COLUMNS)
 
 
 def write_cohort_report(

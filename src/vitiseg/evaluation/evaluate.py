@@ -1,4 +1,4 @@
-"""Evaluate a model on a dataset: per-case scores, means, strata, worst cases.
+"""Evaluate a model on a dataset: per-case scores, means and strata.
 
 Only outputs with a mask are scored (a missing mask is "not annotated"). The
 affected fraction (depigmented share of skin) needs a skin and a lesion mask; its truth is
@@ -312,50 +312,6 @@ def _dice_gap(stratum_blocks: dict[str, dict[str, Any]], output: str) -> float |
         if output in b and b[output]["dice"] is not None
     ]
     return max(dice) - min(dice) if len(dice) > 1 else None
-
-
-@dataclass(frozen=True)
-class GalleryPick:
-    """One case drawn in the gallery: which output's failure it shows, and the measure."""
-
-    result: CaseResult
-    output: str  # "lesion", "depigmented" or "skin": whose masks the overlay draws
-    caption: str
-
-
-# Sections of the gallery, each up to ``count`` cases. Photos without vitiligo are ranked
-# apart by their false area: their lesion Dice is 0 or 1 and would not order them.
-GALLERY_SECTIONS = (
-    ("lesion", "lowest lesion Dice, photos with annotated lesions"),
-    ("false_lesion", "largest false affected area, photos annotated without lesions"),
-    ("depigmented", "lowest depigmented Dice, photos with exact depigmented masks"),
-    ("skin", "lowest skin Dice"),
-)
-
-
-def worst_cases(results: Sequence[CaseResult], count: int) -> dict[str, list[GalleryPick]]:
-    """The worst ``count`` cases of each gallery section that has candidates."""
-    ranked: dict[str, list[tuple[float, GalleryPick]]] = defaultdict(list)
-    for r in results:
-        if r.lesion and r.lesion.truth_px > 0:
-            pick = GalleryPick(r, "lesion", f"lesion Dice {r.lesion.dice:.3f}")
-            ranked["lesion"].append((r.lesion.dice, pick))
-        elif r.lesion and r.affected_fraction_predicted > 0:
-            share = r.affected_fraction_predicted
-            caption = f"false affected area {100 * share:.1f} % of skin"
-            ranked["false_lesion"].append((-share, GalleryPick(r, "lesion", caption)))
-        if r.depigmented:
-            pick = GalleryPick(r, "depigmented", f"depigmented Dice {r.depigmented.dice:.3f}")
-            ranked["depigmented"].append((r.depigmented.dice, pick))
-        if r.skin:
-            ranked["skin"].append(
-                (r.skin.dice, GalleryPick(r, "skin", f"skin Dice {r.skin.dice:.3f}"))
-            )
-    return {
-        section: [pick for _, pick in sorted(ranked[section], key=lambda item: item[0])[:count]]
-        for section, _ in GALLERY_SECTIONS
-        if ranked[section] and count > 0
-    }
 
 
 def markdown_table(summary: dict[str, Any]) -> str:

@@ -3,26 +3,66 @@
 from __future__ import annotations
 
 import html
+from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from vitiseg.data.dataset_format import Case
-from vitiseg.evaluation.evaluate import (
-    GALLERY_SECTIONS,
-    CaseResult,
-    GalleryPick,
-    evaluate_case,
-    worst_cases,
-)
+from vitiseg.evaluation.evaluate import CaseResult, evaluate_case
 from vitiseg.inference.predictor import Predictor
 from vitiseg.io.atomic import write_jpeg_atomic, write_text_atomic
 from vitiseg.quality import QualityConfig
 
 TRUE_COLOUR = (0, 255, 0)  # truth outlines, RGB
 PREDICTED_COLOUR = (255, 0, 255)
+
+
+@dataclass(frozen=True)
+class GalleryPick:
+    """One case drawn in the gallery: which output's failure it shows, and the measure."""
+
+    result: CaseResult
+    output: str  # "lesion", "depigmented" or "skin": whose masks the overlay draws
+    caption: str
+
+
+# Sections of the gallery, each up to ``count`` cases. Photos without vitiligo are ranked
+# apart by their false area: their lesion Dice is 0 or 1 and would not order them.
+GALLERY_SECTIONS = (
+    ("lesion", "lowest lesion Dice, photos with annotated lesions"),
+    ("false_lesion", "largest false affected area, photos annotated without lesions"),
+    ("depigmented", "lowest depigmented Dice, photos with exact depigmented masks"),
+    ("skin", "lowest skin Dice"),
+)
+
+
+def worst_cases(results: Sequence[CaseResult], count: int) -> dict[str, list[GalleryPick]]:
+    """The worst ``count`` cases of each gallery section that has candidates."""
+    ranked: dict[str, list[tuple[float, GalleryPick]]] = defaultdict(list)
+    for r in results:
+        if r.lesion and r.lesion.truth_px > 0:
+            pick = GalleryPick(r, "lesion", f"lesion Dice {r.lesion.dice:.3f}")
+            ranked["lesion"].append((r.lesion.dice, pick))
+        elif r.lesion and r.affected_fraction_predicted > 0:
+            share = r.affected_fraction_predicted
+            caption = f"false affected area {100 * share:.1f} % of skin"
+            ranked["false_lesion"].append((-share, GalleryPick(r, "lesion", caption)))
+        if r.depigmented:
+            pick = GalleryPick(r, "depigmented", f"depigmented Dice {r.depigmented.dice:.3f}")
+            ranked["depigmented"].append((r.depigmented.dice, pick))
+        if r.skin:
+            ranked["skin"].append(
+                (r.skin.dice, GalleryPick(r, "skin", f"skin Dice {r.skin.dice:.3f}"))
+            )
+    return {
+        section: [pick for _, pick in sorted(ranked[section], key=lambda item: item[0])[:count]]
+        for section, _ in GALLERY_SECTIONS
+        if ranked[section] and count > 0
+    }
 
 
 def outline_overlay(
