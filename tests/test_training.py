@@ -1338,6 +1338,32 @@ def test_evaluation_table_gives_the_affected_fraction_error_in_percentage_points
     assert all_row.startswith("| all |") and all_row.endswith("| 7.5 |")
 
 
+def test_evaluation_summary_has_a_block_per_body_region_when_regions_are_recorded():
+    from vitiseg.evaluation.evaluate import CaseResult, case_rows, markdown_table, summarise
+    from vitiseg.metrics.segmentation import score_masks
+
+    truth = np.zeros((10, 10), bool)
+    truth[2:8, 2:8] = True
+    miss = np.zeros((10, 10), bool)
+
+    def result(case_id, region, prediction):
+        scores = score_masks(prediction, truth)
+        return CaseResult(
+            case_id, case_id, scores, None, None, 0.0, "ita_tan", 20.0, region=region
+        )
+
+    results = [result("f1", "face", truth), result("h1", "hands", miss), result("x", "", truth)]
+    summary = summarise(results)
+    assert set(summary["by_region"]) == {"face", "hands", "not recorded"}
+    assert summary["by_region"]["hands"]["lesion"]["dice"] == 0.0
+    assert summary["by_region"]["face"]["lesion"]["dice"] == 1.0
+    table = markdown_table(summary)
+    assert "| region hands | 1 (1) | 0.000" in table and "| region face | 1 (1) | 1.000" in table
+    assert [row["region"] for row in case_rows(results)] == ["face", "hands", ""]
+    # One region (or none recorded) adds nothing beyond the overall mean.
+    assert summarise(results[:1])["by_region"] == {}
+
+
 def test_evaluation_summary_compares_flagged_with_unflagged_cases():
     from vitiseg.evaluation.evaluate import CaseResult, markdown_table, summarise
     from vitiseg.metrics.segmentation import score_masks

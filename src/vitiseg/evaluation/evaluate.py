@@ -50,6 +50,7 @@ class CaseResult:
     quality_flags: tuple[str, ...] = ()
     masks: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
     depigmented: MaskScores | None = None
+    region: str = ""  # the VASI region cases.csv gives ("" when not recorded)
 
     @property
     def affected_fraction_error(self) -> float | None:
@@ -62,6 +63,7 @@ class CaseResult:
             "case_id": self.case_id,
             "patient_id": self.patient_id,
             "stratum": self.stratum,
+            "region": self.region,
             "ita_deg": self.ita_deg,
             "lesion": self.lesion.to_dict() if self.lesion else None,
             "skin": self.skin.to_dict() if self.skin else None,
@@ -81,6 +83,7 @@ CASE_COLUMNS = (
     "case_id",
     "patient_id",
     "stratum",
+    "region",
     "ita_deg",
     *(f"{output}_{name}" for output in _SCORED_OUTPUTS for name in _SCORE_FIELDS),
     "affected_fraction_true",
@@ -95,7 +98,7 @@ def case_rows(results: Sequence[CaseResult]) -> list[dict[str, Any]]:
     rows = []
     for result in results:
         case = result.to_dict()
-        row = {key: case[key] for key in ("case_id", "patient_id", "stratum", "ita_deg")}
+        row = {key: case[key] for key in ("case_id", "patient_id", "stratum", "region", "ita_deg")}
         for output in _SCORED_OUTPUTS:
             scores = case.get(output) or {}
             row.update({f"{output}_{name}": scores.get(name) for name in _SCORE_FIELDS})
@@ -201,6 +204,7 @@ def evaluate_case(
         flags,
         masks,
         depigmented_scores,
+        case.region,
     )
 
 
@@ -283,9 +287,16 @@ def summarise(results: Sequence[CaseResult]) -> dict[str, Any]:
         for name in FLAG_NAMES
         if any(name in r.quality_flags for r in results)
     }
+    # Body regions differ in how hard they are (hands and feet against the face); a set
+    # whose cases.csv records regions gets a block per region.
+    regions: dict[str, list[CaseResult]] = defaultdict(list)
+    for result in results:
+        regions[result.region or "not recorded"].append(result)
+    by_region = {name: block(rows) for name, rows in sorted(regions.items())}
     return {
         "mean": block(results),
         "strata": stratum_blocks,
+        "by_region": by_region if len(by_region) > 1 else {},
         "by_quality_flag": by_flag,
         "lesion_dice_gap_between_strata": _dice_gap(stratum_blocks, "lesion_nonempty"),
         # A three-output model against exact truth (masks/depigmented); None otherwise.
@@ -336,6 +347,7 @@ def markdown_table(summary: dict[str, Any]) -> str:
         return fmt(value) + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
 
     groups = [("all", summary["mean"])] + list(summary["strata"].items())
+    groups += [(f"region {name}", block) for name, block in summary.get("by_region", {}).items()]
     for flag, halves in (summary.get("by_quality_flag") or {}).items():
         groups += [(f"flag {flag}", halves["flagged"]), (f"no {flag}", halves["not_flagged"])]
     for name, block in groups:
