@@ -2,8 +2,13 @@
 
 import numpy as np
 
-from vitiseg.evaluation.evaluate import CaseResult
-from vitiseg.evaluation.gallery import overlay_masks, worst_cases, write_gallery
+from tests.conftest import make_tiny_dataset
+from vitiseg.data.dataset_format import load_dataset
+from vitiseg.evaluation.evaluate import CaseResult, evaluate_case
+from vitiseg.evaluation.gallery import worst_cases, write_gallery
+from vitiseg.inference.predictor import Predictor
+from vitiseg.io.atomic import write_png_atomic
+from vitiseg.io.images import read_mask
 from vitiseg.metrics.segmentation import score_masks
 
 
@@ -60,21 +65,19 @@ def test_a_skin_only_set_gets_a_skin_section_and_a_zero_count_no_gallery():
     assert worst_cases(results, 0) == {}
 
 
-def test_the_skin_overlay_draws_the_truth_as_scored_with_lesions_inside_skin():
-    skin_true = np.zeros((4, 4), bool)
-    lesion_true = np.zeros((4, 4), bool)
-    skin_true[0] = True
-    lesion_true[1] = True
-    masks = {
-        "skin_true": skin_true,
-        "lesion_true": lesion_true,
-        "skin_pred": skin_true,
-        "lesion_pred": lesion_true,
-    }
-    truth, predicted = overlay_masks(masks, "skin")
-    assert truth[:2].all() and not truth[2:].any()
-    assert predicted is skin_true
-    assert overlay_masks(masks, "lesion")[0] is lesion_true
+def test_the_skin_truth_kept_for_the_overlay_is_the_one_scored_lesions_inside(
+    tmp_path, tiny_model_dir
+):
+    dataset = make_tiny_dataset(tmp_path / "d", n_cases=2)
+    case = load_dataset(dataset)[0]
+    skin, lesion = read_mask(case.skin_mask_path), read_mask(case.lesion_mask_path)
+    # Annotated as some sets are: the skin mask leaves the patches out.
+    write_png_atomic(case.skin_mask_path, (skin & ~lesion).astype(np.uint8) * 255)
+    result = evaluate_case(Predictor.from_folder(tiny_model_dir), case, keep_masks=True)
+    masks = result.masks
+    assert np.array_equal(masks["skin_true"], skin | lesion)
+    assert np.array_equal(masks["lesion_true"], lesion)
+    assert score_masks(masks["skin_pred"], masks["skin_true"]).dice == result.skin.dice
 
 
 def test_write_gallery_writes_each_section_and_escapes_the_names(tmp_path):

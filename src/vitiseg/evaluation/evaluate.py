@@ -188,6 +188,8 @@ def evaluate_case(
             "lesion_pred": lesion_pred,
             **({"depigmented_pred": depigmented_pred} if depigmented_pred is not None else {}),
             **{f"{k}_true": v for k, v in truth.items() if v is not None},
+            # The skin truth as scored, lesions included, so an overlay draws what was scored.
+            **({"skin_true": skin_true} if skin_scores is not None else {}),
         }
         if keep_masks
         else {}

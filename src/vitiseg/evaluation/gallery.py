@@ -81,16 +81,6 @@ def outline_overlay(
     return canvas
 
 
-def overlay_masks(
-    masks: dict[str, np.ndarray], output: str
-) -> tuple[np.ndarray | None, np.ndarray]:
-    """The truth and prediction of one output, the truth as scored (skin includes lesions)."""
-    truth = masks.get(f"{output}_true")
-    if output == "skin" and truth is not None and "lesion_true" in masks:
-        truth = truth | masks["lesion_true"]
-    return truth, masks[f"{output}_pred"]
-
-
 def write_gallery(
     sections: dict[str, list[GalleryPick]],
     masks_by_case: dict[str, dict[str, np.ndarray]],
@@ -107,7 +97,7 @@ def write_gallery(
         parts.append(f"<h2>{html.escape(titles.get(section, section))}</h2>")
         for rank, pick in enumerate(picks, 1):
             masks = masks_by_case[pick.result.case_id]
-            truth, predicted = overlay_masks(masks, pick.output)
+            truth, predicted = masks.get(f"{pick.output}_true"), masks[f"{pick.output}_pred"]
             name = f"{section}-{rank:02d}.jpg"
             write_jpeg_atomic(folder / name, outline_overlay(masks["rgb"], truth, predicted))
             parts.append(
