@@ -57,6 +57,17 @@ Segmenter = Callable[[np.ndarray], tuple[np.ndarray, ...]]
 FollowupSegmenter = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, ...]]
 AlignMethod = Literal["features", "none"]
 
+# The change areas (vitiseg.compare.change.ChangeAreas), empty when no change map was made.
+AREA_COLUMNS = (
+    "repigmented_px",
+    "new_px",
+    "stable_px",
+    "compared_px",
+    "repigmented_cm2",
+    "new_cm2",
+    "stable_cm2",
+    "repigmented_share",
+)
 # Flat columns of comparison.csv (manifest mode puts patient_id first).
 COMPARISON_COLUMNS = (
     "region",
@@ -72,14 +83,7 @@ COMPARISON_COLUMNS = (
     "vasi90",
     "below_detectable_change",
     "scored_within",
-    "repigmented_px",
-    "new_px",
-    "stable_px",
-    "compared_px",
-    "repigmented_cm2",
-    "new_cm2",
-    "stable_cm2",
-    "repigmented_share",
+    *AREA_COLUMNS,
     "alignment_reliable",
     "alignment_reason",
     "alignment_method",
@@ -335,16 +339,7 @@ def comparison_row(
         "retake_share": comparison.retake_share,
         "notes": " | ".join(comparison.notes),
     }
-    for name in (
-        "repigmented_px",
-        "new_px",
-        "stable_px",
-        "compared_px",
-        "repigmented_cm2",
-        "new_cm2",
-        "stable_cm2",
-        "repigmented_share",
-    ):
+    for name in AREA_COLUMNS:
         row[name] = None if areas is None else getattr(areas, name)
     return row
 
