@@ -9,6 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from vitiseg.cli._hydra import output_dir, run_hydra
 from vitiseg.data.augment import OUTPUTS, AugmentSettings
+from vitiseg.data.colour_constancy import check_colour_constancy
 from vitiseg.training.settings import DatasetSpec, TrainSettings
 from vitiseg.training.trainer import train
 
@@ -63,6 +64,7 @@ def settings_from_config(cfg: DictConfig) -> TrainSettings:
         model_kwargs=OmegaConf.to_container(model.kwargs, resolve=True),
         init_weights=Path(model.init_weights) if model.get("init_weights") else None,
         long_side=cfg.data.long_side,
+        colour_constancy=check_colour_constancy(cfg.data.get("colour_constancy", "none")),
         tile=model.tile,
         augment=AugmentSettings(
             crop=cfg.augment.crop,

@@ -28,6 +28,7 @@ from torch.utils.data import Dataset
 
 from vitiseg.data.augment import swap_background
 from vitiseg.data.box_edits import lighten_healthy_patch
+from vitiseg.data.colour_constancy import channel_gains
 from vitiseg.data.dataset_format import MASK_KINDS, Case
 from vitiseg.data.resize import resize_long_side
 from vitiseg.data.splits import deterministic_rng
@@ -52,6 +53,8 @@ class LoadedCase:
     image: np.ndarray
     targets: np.ndarray
     valid: np.ndarray
+    # Channel factors from the whole photo (colour constancy), applied as it becomes input.
+    gains: np.ndarray | None = None
 
 
 def targets_from_masks(
@@ -103,10 +106,18 @@ def outline_band(mask: np.ndarray, band_px: int) -> np.ndarray:
     return cv2.dilate(binary, kernel).astype(bool) & ~cv2.erode(binary, kernel).astype(bool)
 
 
-def load_case(case: Case, dataset: str, long_side: int, outline_band_px: int = 0) -> LoadedCase:
+def load_case(
+    case: Case,
+    dataset: str,
+    long_side: int,
+    outline_band_px: int = 0,
+    colour_constancy: str = "none",
+) -> LoadedCase:
     """A case at working resolution. ``outline_band_px`` > 0 leaves the lesion target
     unlabelled within that many working-resolution pixels of the lesion mask's edge, for
-    coarse hand-drawn polygons whose edges are guesses (training photos only)."""
+    coarse hand-drawn polygons whose edges are guesses (training photos only).
+    ``colour_constancy``: the whole photo's channel gains are kept with it, so a training
+    crop is rescaled as the photo is at inference."""
     image = read_rgb(case.image_path)
     shape = image.shape[:2]
     masks = {}
@@ -128,12 +139,21 @@ def load_case(case: Case, dataset: str, long_side: int, outline_band_px: int = 0
         valid = np.stack([resize_long_side(v, long_side, nearest=True) for v in valid])
     if outline_band_px > 0 and masks["lesion"] is not None:
         valid[1] &= ~outline_band(targets[1], outline_band_px)
-    return LoadedCase(case, dataset, image, targets, valid)
+    gains = None if colour_constancy == "none" else channel_gains(image, colour_constancy)
+    return LoadedCase(case, dataset, image, targets, valid, gains)
 
 
-def normalise(image: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """(H, W, 3) uint8 RGB -> (3, H, W) float32 tensor, normalised."""
+def normalise(
+    image: np.ndarray,
+    mean: Sequence[float],
+    std: Sequence[float],
+    gains: np.ndarray | None = None,
+) -> torch.Tensor:
+    """(H, W, 3) uint8 RGB -> (3, H, W) float32 tensor, normalised (after the channel
+    ``gains`` of colour constancy, if any)."""
     array = image.astype(np.float32) / 255.0
+    if gains is not None:
+        array *= gains
     array = (array - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
     return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
 
@@ -228,7 +248,7 @@ class SegmentationDataset(Dataset):
         stacked = np.stack(masks).astype(np.float32)
         outputs = len(loaded.targets)
         return {
-            "image": normalise(image, self.mean, self.std),
+            "image": normalise(image, self.mean, self.std, loaded.gains),
             "targets": torch.from_numpy(stacked[:outputs]),
             "valid": torch.from_numpy(stacked[outputs:]),
         }

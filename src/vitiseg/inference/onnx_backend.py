@@ -220,6 +220,7 @@ def calibration_tiles(
     Returns:
         (N, 3, tile, tile) float32.
     """
+    from vitiseg.data.colour_constancy import channel_gains
     from vitiseg.data.resize import resize_long_side
     from vitiseg.inference.predictor import normalised_chw
 
@@ -227,7 +228,7 @@ def calibration_tiles(
     tiles = []
     for rgb in images:
         work = resize_long_side(rgb, pre.long_side) if pre.long_side else rgb
-        chw = normalised_chw(work, pre.mean, pre.std)
+        chw = normalised_chw(work, pre.mean, pre.std, channel_gains(work, pre.colour_constancy))
         pad_h, pad_w = max(0, tile - chw.shape[1]), max(0, tile - chw.shape[2])
         if pad_h or pad_w:
             mode = "reflect" if chw.shape[1] > pad_h and chw.shape[2] > pad_w else "edge"

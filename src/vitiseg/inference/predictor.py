@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from vitiseg.data.colour_constancy import channel_gains
 from vitiseg.data.resize import resize_long_side
 from vitiseg.inference.depigmentation import depigmented_by_colour
 from vitiseg.inference.postprocess import LesionPostprocess, keep_seeded_components, lesion_mask
@@ -35,9 +36,12 @@ class Prediction:
     depigmented: np.ndarray | None = None
 
 
-def normalised_chw(rgb: np.ndarray, mean, std) -> np.ndarray:
-    """(H, W, 3) uint8 -> (3, H, W) float32, normalised like training."""
+def normalised_chw(rgb: np.ndarray, mean, std, gains: np.ndarray | None = None) -> np.ndarray:
+    """(H, W, 3) uint8 -> (3, H, W) float32, normalised like training (after the channel
+    ``gains`` of colour constancy, if any)."""
     array = rgb.astype(np.float32) * (1 / 255.0)
+    if gains is not None:
+        array *= gains
     array -= np.asarray(mean, np.float32)
     array /= np.asarray(std, np.float32)
     return np.ascontiguousarray(array.transpose(2, 0, 1))
@@ -180,9 +184,11 @@ class Predictor:
         # the uncertainty stays the flips' spread, whatever sizes are averaged.
         flip_m2 = np.zeros(work_shape, np.float32)
         count = 0
+        # From the whole photo at working size, as in training; the same for every size.
+        gains = channel_gains(work, pre.colour_constancy)
         for scale in self.scales:
             scaled = work if scale == 1 else _rescaled(work, scale)
-            image = normalised_chw(scaled, pre.mean, pre.std)
+            image = normalised_chw(scaled, pre.mean, pre.std, gains)
             lesion_mean = np.zeros(work_shape, np.float32)
             for flip_count, (flip_h, flip_w) in enumerate(flips, start=1):
                 axes = tuple(a for a, f in ((1, flip_h), (2, flip_w)) if f)

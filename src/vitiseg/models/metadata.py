@@ -37,7 +37,8 @@ class Preprocessing:
     ``long_side``: photos larger than this are shrunk to it for the network (the model
     was trained on whole-scene photos at about this scale); probabilities are resized
     back, so masks keep the photo's height and width. ``tile`` and ``overlap``: tiled
-    inference at working resolution with Gaussian blending.
+    inference at working resolution with Gaussian blending. ``colour_constancy``: how
+    each photo's colour channels are rescaled first (``none``, ``white_balance``, ``gain``).
     """
 
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
@@ -45,6 +46,8 @@ class Preprocessing:
     long_side: int = 512
     tile: int = 512
     overlap: float = 0.25
+    # Per-photo channel rescaling before the network (vitiseg.data.colour_constancy).
+    colour_constancy: str = "none"
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models import resnet18, resnet34
 
+from vitiseg.data.colour_constancy import REFERENCE_RGB, check_colour_constancy
 from vitiseg.models.metadata import Preprocessing
 
 
@@ -109,9 +110,6 @@ class _RelativeColour(nn.Module):
         return log_rgb - local
 
 
-COLOUR_CONSTANCY = ("none", "white_balance", "gain")
-
-
 class _ColourConstancy(nn.Module):
     """Each photo's colour channels rescaled so that their means over the photo match the
     training photos' (grey world), so a gain on a whole channel cannot move the output.
@@ -122,19 +120,13 @@ class _ColourConstancy(nn.Module):
     tiling and ONNX export need nothing new; in training the means are the crop's.
     """
 
-    # Mean colour of the vitiligo-web and skin-photos training photos (RGB, 0..1): an
-    # average photo passes unchanged, so a model fine-tuned in starts near its old output.
-    reference = (0.58, 0.48, 0.43)
-
     def __init__(self, mode: str, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
         super().__init__()
-        if mode not in COLOUR_CONSTANCY[1:]:
-            raise ValueError(f"colour_constancy={mode!r}: choose one of {COLOUR_CONSTANCY}")
-        self.mode = mode
+        self.mode = check_colour_constancy(mode)
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
         self.register_buffer(
-            "target", torch.tensor(self.reference).view(1, 3, 1, 1), persistent=False
+            "target", torch.tensor(REFERENCE_RGB).view(1, 3, 1, 1), persistent=False
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

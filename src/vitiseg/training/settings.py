@@ -28,6 +28,7 @@ class TrainSettings:
     model_kwargs: dict[str, Any] = field(default_factory=lambda: {"encoder": "resnet18"})
     init_weights: Path | None = None  # a vitiseg model folder to start from (fine-tuning)
     long_side: int = 448  # photos are held in memory at most this large
+    colour_constancy: str = "none"  # per-photo channel rescaling (vitiseg.data.colour_constancy)
     tile: int = 512
     augment: AugmentSettings = field(default_factory=AugmentSettings)
     batch_size: int = 8

@@ -155,10 +155,24 @@ def _load_split_cases(
             val_ids = sorted(picker.choice(val_ids, settings.val_max_cases, replace=False))
         band = settings.outline_band_px.get(spec.label, 0)
         train += [
-            load_case(by_id[i], spec.label, settings.long_side, outline_band_px=band)
+            load_case(
+                by_id[i],
+                spec.label,
+                settings.long_side,
+                outline_band_px=band,
+                colour_constancy=settings.colour_constancy,
+            )
             for i in split["train"]
         ]
-        val[spec.label] = [load_case(by_id[i], spec.label, settings.long_side) for i in val_ids]
+        val[spec.label] = [
+            load_case(
+                by_id[i],
+                spec.label,
+                settings.long_side,
+                colour_constancy=settings.colour_constancy,
+            )
+            for i in val_ids
+        ]
         log.info(
             "%s: %d train / %d val cases (%d val patients)",
             spec.label,
@@ -206,7 +220,7 @@ def validate(
             "depigmented": [],
         }
         for item in cases:
-            image = normalise(item.image, mean, std)[None].to(device)
+            image = normalise(item.image, mean, std, item.gains)[None].to(device)
             probabilities = torch.sigmoid(model(image).float())[0].cpu().numpy()
             for channel, name in enumerate(output_names_for(len(probabilities))):
                 if not item.valid[channel].all():
@@ -378,7 +392,11 @@ def train(settings: TrainSettings, specs: list[DatasetSpec], output_dir: Path) -
     train_cases, val_cases, splits = _load_split_cases(specs, settings, output_dir)
     if main_process:
         save_split(output_dir / "split.json", splits)
-    preprocessing = Preprocessing(long_side=settings.long_side, tile=settings.tile)
+    preprocessing = Preprocessing(
+        long_side=settings.long_side,
+        tile=settings.tile,
+        colour_constancy=settings.colour_constancy,
+    )
     relit = relit_transform(settings.augment)
     # With a separate re-lit pipeline the main one must not re-light as well.
     main_augment = (
