@@ -42,10 +42,6 @@ MODELS = {
         "resnet_unet",
         {"decoder_channels": [16, 8, 8, 8, 8], "relative_colour_px": 24},
     ),
-    "colour-constancy": (
-        "resnet_unet",
-        {"decoder_channels": [16, 8, 8, 8, 8], "colour_constancy": "gain"},
-    ),
 }
 
 

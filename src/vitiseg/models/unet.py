@@ -18,7 +18,6 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models import resnet18, resnet34
 
-from vitiseg.data.colour_constancy import REFERENCE_RGB, check_colour_constancy
 from vitiseg.models.metadata import Preprocessing
 
 
@@ -110,36 +109,6 @@ class _RelativeColour(nn.Module):
         return log_rgb - local
 
 
-class _ColourConstancy(nn.Module):
-    """Each photo's colour channels rescaled so that their means over the photo match the
-    training photos' (grey world), so a gain on a whole channel cannot move the output.
-
-    ``white_balance`` evens out the channels' ratios only (a colour cast cancels; exposure,
-    which carries the skin type, is kept); ``gain`` also sets the photo's mean level (an
-    exposure change cancels too). Computed inside the network before padding, so scoring,
-    tiling and ONNX export need nothing new; in training the means are the crop's.
-    """
-
-    def __init__(self, mode: str, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
-        super().__init__()
-        self.mode = check_colour_constancy(mode)
-        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer(
-            "target", torch.tensor(REFERENCE_RGB).view(1, 3, 1, 1), persistent=False
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        rgb = x * self.std + self.mean
-        channel_means = rgb.mean(dim=(2, 3), keepdim=True).clamp(min=1 / 255)
-        target = self.target
-        if self.mode == "white_balance":
-            # The reference's tint at the photo's own level.
-            level = channel_means.mean(dim=1, keepdim=True) / self.target.mean()
-            target = self.target * level
-        return (rgb * (target / channel_means) - self.mean) / self.std
-
-
 class _PadToStride(nn.Module):
     """Mixin-like helper: pad the input to a multiple of ``stride`` and crop logits back."""
 
@@ -219,8 +188,6 @@ class ResNetUNet(_PadToStride):
     (:class:`_DetailPath`). ``relative_colour_px`` > 0 gives the encoder three more input
     channels, the photo's colour relative to its surroundings (:class:`_RelativeColour`);
     fine-tuned from a model without them, their first weights start at zero.
-    ``colour_constancy`` (``white_balance`` or ``gain``) rescales each photo's colour
-    channels to the training photos' mean first (:class:`_ColourConstancy`).
     """
 
     def __init__(
@@ -234,7 +201,6 @@ class ResNetUNet(_PadToStride):
         skin_branch: bool = False,
         detail_channels: int = 0,
         relative_colour_px: int = 0,
-        colour_constancy: str = "none",
     ) -> None:
         super().__init__()
         if encoder not in _RESNETS:
@@ -251,11 +217,6 @@ class ResNetUNet(_PadToStride):
         self.relative_colour = (
             _RelativeColour(relative_colour_px, Preprocessing.mean, Preprocessing.std)
             if relative_colour_px
-            else None
-        )
-        self.colour_constancy = (
-            _ColourConstancy(colour_constancy, Preprocessing.mean, Preprocessing.std)
-            if colour_constancy != "none"
             else None
         )
         encoder_inputs = in_channels + (3 if relative_colour_px else 0)
@@ -289,8 +250,6 @@ class ResNetUNet(_PadToStride):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.colour_constancy is not None:
-            x = self.colour_constancy(x)  # before padding: the photo's own means
         x, height, width = self._pad(x)
         encoder_input = x
         if self.relative_colour is not None:
