@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -52,7 +53,7 @@ def test_white_balance_evens_the_channels_but_keeps_the_level():
 
 
 def test_none_changes_nothing_and_an_unknown_mode_is_refused():
-    assert np.array_equal(channel_gains(_photo(), "none"), np.ones(3, np.float32))
+    assert channel_gains(_photo(), "none") is None
     with pytest.raises(ValueError, match="colour_constancy='grey'"):
         channel_gains(_photo(), "grey")
 
@@ -85,3 +86,21 @@ def test_a_model_trained_with_it_scores_a_cast_photo_as_the_photo(tmp_path):
     moved_plain = np.abs(plain.predict(cooler).lesion - plain.predict(rgb).lesion).max()
     # Without the rescaling the same network's output moves; with it, 8-bit rounding only.
     assert moved < 0.1 * moved_plain
+
+
+def test_a_model_folder_with_an_unknown_mode_is_refused_on_loading(tmp_path):
+    dataset = make_tiny_dataset(tmp_path / "d")
+    settings = TrainSettings(
+        arch="compact_unet", model_kwargs={"width": 4}, long_side=64, tile=64, max_epochs=1
+    )
+    train(
+        replace(settings, batch_size=2, samples_per_epoch=2),
+        [DatasetSpec(dataset)],
+        tmp_path / "run",
+    )
+    path = tmp_path / "run" / "model" / "metadata.json"
+    metadata = json.loads(path.read_text())
+    metadata["preprocessing"]["colour_constancy"] = "grey"
+    path.write_text(json.dumps(metadata))
+    with pytest.raises(ValueError, match=r"metadata\.json.*colour_constancy='grey'"):
+        load_metadata(path.parent)

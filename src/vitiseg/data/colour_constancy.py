@@ -25,11 +25,12 @@ def check_colour_constancy(mode: str) -> str:
     return mode
 
 
-def channel_gains(rgb: np.ndarray, mode: str) -> np.ndarray:
-    """(3,) float32 factors for the channels of an (H, W, 3) RGB photo (ones for ``none``)."""
+def channel_gains(rgb: np.ndarray, mode: str) -> np.ndarray | None:
+    """(3,) float32 factors for the channels of an (H, W, 3) RGB photo; None for ``none``
+    (the photo is used as it is)."""
     check_colour_constancy(mode)
     if mode == "none":
-        return np.ones(3, np.float32)
+        return None
     means = rgb.reshape(-1, 3).mean(axis=0, dtype=np.float64)
     scale = 255.0 if rgb.dtype == np.uint8 else 1.0
     means = np.maximum(means / scale, 1 / 255)

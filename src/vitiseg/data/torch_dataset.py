@@ -139,8 +139,7 @@ def load_case(
         valid = np.stack([resize_long_side(v, long_side, nearest=True) for v in valid])
     if outline_band_px > 0 and masks["lesion"] is not None:
         valid[1] &= ~outline_band(targets[1], outline_band_px)
-    gains = None if colour_constancy == "none" else channel_gains(image, colour_constancy)
-    return LoadedCase(case, dataset, image, targets, valid, gains)
+    return LoadedCase(case, dataset, image, targets, valid, channel_gains(image, colour_constancy))
 
 
 def normalise(

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from vitiseg import __version__
+from vitiseg.data.colour_constancy import check_colour_constancy
 
 OUTPUT_NAMES = ("skin", "lesion")
 # A third output separates what a clinician outlines from what is depigmented inside it:
@@ -48,6 +49,9 @@ class Preprocessing:
     overlap: float = 0.25
     # Per-photo channel rescaling before the network (vitiseg.data.colour_constancy).
     colour_constancy: str = "none"
+
+    def __post_init__(self) -> None:
+        check_colour_constancy(self.colour_constancy)  # a typo fails on loading, not scoring
 
 
 @dataclass(frozen=True)
