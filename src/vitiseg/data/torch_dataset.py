@@ -30,6 +30,7 @@ from vitiseg.data.augment import swap_background
 from vitiseg.data.box_edits import lighten_healthy_patch
 from vitiseg.data.colour_constancy import channel_gains
 from vitiseg.data.dataset_format import MASK_KINDS, Case
+from vitiseg.data.network_input import normalised_chw
 from vitiseg.data.resize import resize_long_side
 from vitiseg.data.splits import deterministic_rng
 from vitiseg.io.images import read_mask, read_rgb
@@ -148,13 +149,8 @@ def normalise(
     std: Sequence[float],
     gains: np.ndarray | None = None,
 ) -> torch.Tensor:
-    """(H, W, 3) uint8 RGB -> (3, H, W) float32 tensor, normalised (after the channel
-    ``gains`` of colour constancy, if any)."""
-    array = image.astype(np.float32) / 255.0
-    if gains is not None:
-        array *= gains
-    array = (array - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
-    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+    """(H, W, 3) uint8 RGB -> (3, H, W) float32 tensor, as inference makes it."""
+    return torch.from_numpy(normalised_chw(image, mean, std, gains))
 
 
 class SegmentationDataset(Dataset):

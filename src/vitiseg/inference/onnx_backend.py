@@ -221,8 +221,8 @@ def calibration_tiles(
         (N, 3, tile, tile) float32.
     """
     from vitiseg.data.colour_constancy import channel_gains
+    from vitiseg.data.network_input import normalised_chw
     from vitiseg.data.resize import resize_long_side
-    from vitiseg.inference.predictor import normalised_chw
 
     pre = metadata.preprocessing
     tiles = []

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from vitiseg.data.colour_constancy import channel_gains
+from vitiseg.data.network_input import normalised_chw
 from vitiseg.data.resize import resize_long_side
 from vitiseg.inference.depigmentation import depigmented_by_colour
 from vitiseg.inference.postprocess import LesionPostprocess, keep_seeded_components, lesion_mask
@@ -34,17 +35,6 @@ class Prediction:
     lesion: np.ndarray
     uncertainty: np.ndarray | None = None
     depigmented: np.ndarray | None = None
-
-
-def normalised_chw(rgb: np.ndarray, mean, std, gains: np.ndarray | None = None) -> np.ndarray:
-    """(H, W, 3) uint8 -> (3, H, W) float32, normalised like training (after the channel
-    ``gains`` of colour constancy, if any)."""
-    array = rgb.astype(np.float32) * (1 / 255.0)
-    if gains is not None:
-        array *= gains
-    array -= np.asarray(mean, np.float32)
-    array /= np.asarray(std, np.float32)
-    return np.ascontiguousarray(array.transpose(2, 0, 1))
 
 
 class TorchBackend:
