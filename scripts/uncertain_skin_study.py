@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""Which ``max_ambiguous_skin_share`` suits a model? Chosen on train, reported on val.
+
+``uncertain_skin`` is raised when more than ``max_ambiguous_skin_share`` of the photo has an
+ambiguous skin probability (configs/quality/default.yaml). A photo the flag should catch is
+one whose skin mask scores Dice below 0.7 against its label. The share is chosen on the
+TRAIN skin photos as the one with the most sensitivity + specificity (session 16's
+procedure); the validation photos only report what that share does.
+
+    python scripts/uncertain_skin_study.py --checkpoint models/default \
+        --dataset DATA/skin-photos --split-file RUN/split.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+from skin_error_distance import split_cases
+
+from vitiseg.inference.predictor import Predictor
+from vitiseg.io.images import read_mask, read_rgb
+from vitiseg.metrics.segmentation import score_masks
+from vitiseg.quality.flags import QualityConfig, assess_quality
+
+POOR_SKIN_DICE = 0.7  # a skin mask below this misstates the affected fraction's denominator
+LIMITS = tuple(round(0.01 * step, 2) for step in range(1, 51))  # 0.01 ... 0.50
+
+
+def measure_photos(predictor: Predictor, cases) -> tuple[np.ndarray, np.ndarray]:
+    """(ambiguous skin share, skin Dice) per photo, the skin mask as scoring makes it."""
+    shares, dices = [], []
+    for case in cases:
+        rgb = read_rgb(case.image_path)
+        prediction = predictor.predict(rgb)
+        skin, _ = predictor.masks(prediction, rgb)
+        report = assess_quality(rgb, skin=skin, skin_probability=prediction.skin)
+        shares.append(report.ambiguous_skin_share)
+        dices.append(score_masks(skin, read_mask(case.mask_path("skin")), with_hd95=False).dice)
+    return np.array(shares), np.array(dices)
+
+
+def area_under_curve(scores: np.ndarray, positive: np.ndarray) -> float:
+    """Chance that a positive photo scores above a negative one (ties count half)."""
+    above = scores[positive][:, None] > scores[~positive][None, :]
+    ties = scores[positive][:, None] == scores[~positive][None, :]
+    return float(np.mean(above + 0.5 * ties)) if positive.any() and (~positive).any() else 0.5
+
+
+def youden(shares: np.ndarray, positive: np.ndarray, limit: float) -> float:
+    flagged = shares > limit
+    return float(flagged[positive].mean() - flagged[~positive].mean())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--dataset", required=True, help="a dataset with skin masks")
+    parser.add_argument("--split-file", required=True)
+    args = parser.parse_args()
+
+    predictor = Predictor.from_folder(args.checkpoint)
+    parts = {
+        part: measure_photos(predictor, split_cases(args.dataset, args.split_file, part, True))
+        for part in ("train", "val")
+    }
+    train_shares, train_dice = parts["train"]
+    # The config keeps two decimals, so the choice is among shares on that grid.
+    train_poor = train_dice < POOR_SKIN_DICE
+    chosen = max(LIMITS, key=lambda limit: youden(train_shares, train_poor, limit))
+    shipped = QualityConfig().max_ambiguous_skin_share
+    print(f"chosen on train: max_ambiguous_skin_share = {chosen} (config now {shipped})")
+    print(
+        "| part | limit | photos | skin Dice < 0.7 | caught | others flagged | sens + spec - 1 "
+        "| Dice flagged / others | AUC |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for part, (shares, dice) in parts.items():
+        poor = dice < POOR_SKIN_DICE
+        for limit in sorted({chosen, shipped, round(chosen - 0.02, 2), round(chosen + 0.02, 2)}):
+            flagged = shares > limit
+            dice_flagged = f"{dice[flagged].mean():.3f}" if flagged.any() else "-"
+            dice_others = f"{dice[~flagged].mean():.3f}" if (~flagged).any() else "-"
+            print(
+                f"| {part} | {limit} | {len(dice)} | {poor.sum()} | {flagged[poor].sum()} "
+                f"| {flagged[~poor].sum()} | {youden(shares, poor, limit):.3f} "
+                f"| {dice_flagged} / {dice_others} | {area_under_curve(shares, poor):.2f} |"
+            )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
