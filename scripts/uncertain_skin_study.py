@@ -5,7 +5,8 @@
 ambiguous skin probability (configs/quality/default.yaml). A photo the flag should catch is
 one whose skin mask scores Dice below 0.7 against its label. The share is chosen on the
 TRAIN skin photos as the one with the most sensitivity + specificity (session 16's
-procedure); the validation photos only report what that share does.
+procedure); the validation photos only report what that share does. The model runs as
+scoring runs it by default (flips at three sizes).
 
     python scripts/uncertain_skin_study.py --checkpoint models/default \
         --dataset DATA/skin-photos --split-file RUN/split.json
@@ -58,9 +59,15 @@ def main() -> None:
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--dataset", required=True, help="a dataset with skin masks")
     parser.add_argument("--split-file", required=True)
+    parser.add_argument(
+        "--scales", type=float, nargs="+", default=[0.75, 1.0, 1.25], help="as scoring's default"
+    )
+    parser.add_argument("--no-tta", action="store_true", help="one pass, no flips")
     args = parser.parse_args()
 
-    predictor = Predictor.from_folder(args.checkpoint)
+    predictor = Predictor.from_folder(
+        args.checkpoint, tta=not args.no_tta, scales=tuple(args.scales)
+    )
     parts = {
         part: measure_photos(predictor, split_cases(args.dataset, args.split_file, part, True))
         for part in ("train", "val")

@@ -33,7 +33,7 @@ def test_subset_keeps_the_chosen_cases_and_leaves_the_source_alone(tmp_path):
     _with_fitzpatrick(source, ["1", "4", "2", "5", "1", "3"])
     before = (source / "cases.csv").read_bytes()
     kept = subset_dataset.write_subset(source, tmp_path / "light", "fitzpatrick", {"1", "2"})
-    assert kept == 3
+    assert len(kept) == 3
     cases = load_dataset(tmp_path / "light")
     originals = {case.case_id: case for case in load_dataset(source)}
     assert len(cases) == 3
@@ -53,3 +53,22 @@ def test_subset_refuses_a_missing_column_an_empty_choice_and_an_existing_folder(
     (tmp_path / "c").mkdir()
     with pytest.raises(FileExistsError, match="exists"):
         subset_dataset.write_subset(source, tmp_path / "c", "fitzpatrick", {"3"})
+
+
+def test_a_prefix_subset_gets_the_source_split_so_validation_photos_stay_out(tmp_path):
+    source = make_tiny_dataset(tmp_path / "skin", n_cases=6)
+    ids = [case.case_id for case in load_dataset(source)]
+    chosen = ids[1:4]
+    kept = subset_dataset.write_subset(
+        source, tmp_path / "scenes", "case_id", set(chosen), prefix=True
+    )
+    assert sorted(kept) == sorted(chosen)
+    split = {"skin": {"train": ids[:2] + ids[4:], "val": ids[2:4]}, "other": {"train": ["x"]}}
+    with_subset = subset_dataset.split_with_subset(split, "skin", "scenes", kept)
+    assert with_subset["scenes"] == {"train": [ids[1]], "val": ids[2:4]}
+    assert with_subset["skin"] == split["skin"] and with_subset["other"] == split["other"]
+    assert "scenes" not in split  # the input is not modified
+    with pytest.raises(ValueError, match="no entry 'photos'"):
+        subset_dataset.split_with_subset(split, "photos", "scenes", kept)
+    with pytest.raises(ValueError, match="lacks cases"):
+        subset_dataset.split_with_subset({"skin": {"train": ids[:2]}}, "skin", "scenes", kept)
