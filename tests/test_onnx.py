@@ -42,6 +42,11 @@ MODELS = {
         "resnet_unet",
         {"decoder_channels": [16, 8, 8, 8, 8], "relative_colour_px": 24},
     ),
+    # The shipped model's shape since session 63: three outputs, the skin on a decoder of its own.
+    "skin-branch": (
+        "resnet_unet",
+        {"decoder_channels": [16, 8, 8, 8, 8], "out_channels": 3, "skin_branch": True},
+    ),
 }
 
 
@@ -78,7 +83,8 @@ def test_exported_graph_equals_pytorch(model_dirs, name):
     # Exported with batch 1; the batch axis is dynamic.
     batch = np.random.default_rng(1).standard_normal((3, 3, TILE, TILE)).astype(np.float32)
     got = backend(batch)
-    assert got.shape == (3, 2, TILE, TILE) and got.dtype == np.float32
+    outputs = MODELS[name][1].get("out_channels", 2)
+    assert got.shape == (3, outputs, TILE, TILE) and got.dtype == np.float32
     np.testing.assert_allclose(got, _torch_probabilities(folder, batch), atol=1e-4, rtol=0)
 
 
