@@ -19,6 +19,7 @@ import sys
 
 import numpy as np
 from skin_error_distance import split_cases
+from tqdm import tqdm
 
 from vitiseg.inference.predictor import Predictor
 from vitiseg.io.images import read_mask, read_rgb
@@ -29,10 +30,11 @@ POOR_SKIN_DICE = 0.7  # a skin mask below this misstates the affected fraction's
 LIMITS = tuple(round(0.01 * step, 2) for step in range(1, 51))  # 0.01 ... 0.50
 
 
-def measure_photos(predictor: Predictor, cases) -> tuple[np.ndarray, np.ndarray]:
+def measure_photos(predictor: Predictor, cases, part: str) -> tuple[np.ndarray, np.ndarray]:
     """(ambiguous skin share, skin Dice) per photo, the skin mask as scoring makes it."""
     shares, dices = [], []
-    for case in cases:
+    # Twelve passes per photo: hundreds of photos take the better part of an hour.
+    for case in tqdm(cases, desc=part, unit="photo"):
         rgb = read_rgb(case.image_path)
         prediction = predictor.predict(rgb)
         skin, _ = predictor.masks(prediction, rgb)
@@ -69,7 +71,9 @@ def main() -> None:
         args.checkpoint, tta=not args.no_tta, scales=tuple(args.scales)
     )
     parts = {
-        part: measure_photos(predictor, split_cases(args.dataset, args.split_file, part, True))
+        part: measure_photos(
+            predictor, split_cases(args.dataset, args.split_file, part, True), part
+        )
         for part in ("train", "val")
     }
     train_shares, train_dice = parts["train"]
