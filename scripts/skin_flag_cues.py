@@ -34,6 +34,7 @@ from vitiseg.quality.flags import (
     QualityConfig,
     assess_quality,
     mask_at_size_of,
+    quality_config_from_mapping,
     shrink_to_long_side,
 )
 
@@ -133,7 +134,9 @@ def main() -> None:
         for kind, dataset in (("skin", args.skin_dataset), ("real", args.real_dataset))
         for part in ("train", "val")
     }
-    limit = QualityConfig().max_ambiguous_skin_share
+    limit = quality_config_from_mapping(
+        {"max_ambiguous_skin_share": None}, predictor.metadata.quality
+    ).max_ambiguous_skin_share  # the model's own share, as scoring uses it
     columns = ("ambiguous", *CUES)
     features = {
         name: np.array([[r[c] for c in columns] for r in rows]) for name, rows in parts.items()

@@ -9,21 +9,30 @@ procedure); the validation photos only report what that share does. The model ru
 scoring runs it by default (flips at three sizes).
 
     python scripts/uncertain_skin_study.py --checkpoint models/default \
-        --dataset DATA/skin-photos --split-file RUN/split.json
+        --dataset DATA/skin-photos --split-file RUN/split.json [--record]
+
+``--record`` writes the chosen share into the model folder (``metadata.json`` "quality", and
+the study's figures under "evaluation"), where scoring, evaluation and comparisons take it
+while their quality config leaves ``max_ambiguous_skin_share`` null (the default).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
 import sys
+from pathlib import Path
 
 import numpy as np
 from skin_error_distance import split_cases
 from tqdm import tqdm
 
 from vitiseg.inference.predictor import Predictor
+from vitiseg.io.atomic import write_json_atomic
 from vitiseg.io.images import read_mask, read_rgb
 from vitiseg.metrics.segmentation import score_masks
+from vitiseg.models.metadata import METADATA_NAME
 from vitiseg.quality.flags import QualityConfig, assess_quality
 
 POOR_SKIN_DICE = 0.7  # a skin mask below this misstates the affected fraction's denominator
@@ -56,6 +65,30 @@ def youden(shares: np.ndarray, positive: np.ndarray, limit: float) -> float:
     return float(flagged[positive].mean() - flagged[~positive].mean())
 
 
+def part_figures(shares: np.ndarray, dice: np.ndarray, limit: float) -> dict:
+    """What the flag at ``limit`` does on one part: photos, poor ones caught, others flagged."""
+    poor = dice < POOR_SKIN_DICE
+    flagged = shares > limit
+    return {
+        "photos": len(dice),
+        "poor": int(poor.sum()),
+        "poor_flagged": int(flagged[poor].sum()),
+        "others_flagged": int(flagged[~poor].sum()),
+        "sensitivity_plus_specificity_minus_1": round(youden(shares, poor, limit), 4),
+        "auc": round(area_under_curve(shares, poor), 4),
+    }
+
+
+def record_choice(model_folder: Path, chosen: float, study: dict) -> Path:
+    """Write the chosen share into the model folder's metadata.json (atomically)."""
+    path = Path(model_folder) / METADATA_NAME
+    metadata = json.loads(path.read_text(encoding="utf-8"))
+    metadata.setdefault("quality", {})["max_ambiguous_skin_share"] = chosen
+    metadata.setdefault("evaluation", {})["uncertain_skin_study"] = study
+    write_json_atomic(path, metadata)
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True)
@@ -65,6 +98,9 @@ def main() -> None:
         "--scales", type=float, nargs="+", default=[0.75, 1.0, 1.25], help="as scoring's default"
     )
     parser.add_argument("--no-tta", action="store_true", help="one pass, no flips")
+    parser.add_argument(
+        "--record", action="store_true", help="write the chosen share into the model folder"
+    )
     args = parser.parse_args()
 
     predictor = Predictor.from_folder(
@@ -80,8 +116,10 @@ def main() -> None:
     # The config keeps two decimals, so the choice is among shares on that grid.
     train_poor = train_dice < POOR_SKIN_DICE
     chosen = max(LIMITS, key=lambda limit: youden(train_shares, train_poor, limit))
-    shipped = QualityConfig().max_ambiguous_skin_share
-    print(f"chosen on train: max_ambiguous_skin_share = {chosen} (config now {shipped})")
+    shipped = predictor.metadata.quality.get(
+        "max_ambiguous_skin_share", QualityConfig().max_ambiguous_skin_share
+    )
+    print(f"chosen on train: max_ambiguous_skin_share = {chosen} (the model's now {shipped})")
     print(
         "| part | limit | photos | skin Dice < 0.7 | caught | others flagged | sens + spec - 1 "
         "| Dice flagged / others | AUC |"
@@ -98,6 +136,16 @@ def main() -> None:
                 f"| {flagged[~poor].sum()} | {youden(shares, poor, limit):.3f} "
                 f"| {dice_flagged} / {dice_others} | {area_under_curve(shares, poor):.2f} |"
             )
+    if args.record:
+        study = {
+            "max_ambiguous_skin_share": chosen,
+            "poor_skin_dice_below": POOR_SKIN_DICE,
+            "dataset": Path(args.dataset).name,
+            "inference": {"tta": not args.no_tta, "scales": list(args.scales)},
+            "date": datetime.date.today().isoformat(),
+            **{part: part_figures(*figures, chosen) for part, figures in parts.items()},
+        }
+        print(f"recorded in {record_choice(Path(args.checkpoint), chosen, study)}")
 
 
 if __name__ == "__main__":

@@ -535,6 +535,12 @@ def test_compare_command_on_two_photos_with_a_tiny_model(tmp_path, tiny_model_di
     pair = visit_pair(size=(240, 320), move=camera_move((240, 320), 5.0, 1.05, (8, -6), (1e-4, 0)))
     write_png_atomic(tmp_path / "before.png", pair["baseline"])
     write_png_atomic(tmp_path / "after.png", pair["followup"])
+    metadata_path = tiny_model_dir / "metadata.json"  # a share chosen for this model
+    metadata_path.write_text(
+        json.dumps(
+            {**json.loads(metadata_path.read_text()), "quality": {"max_ambiguous_skin_share": 0.5}}
+        )
+    )
     out = tmp_path / "out"
     command = [
         sys.executable,
@@ -550,6 +556,7 @@ def test_compare_command_on_two_photos_with_a_tiny_model(tmp_path, tiny_model_di
     subprocess.run(command, check=True, capture_output=True, cwd=tmp_path)
     data = json.loads((out / "comparison.json").read_text())
     assert data["region"] == "face"
+    assert data["provenance"]["quality"]["max_ambiguous_skin_share"] == 0.5
     assert data["alignment"]["reliable"] is True and data["lighting"]["pixel_matched"] is True
     assert (out / "side_by_side.jpg").is_file() and (out / "blink.gif").is_file()
 

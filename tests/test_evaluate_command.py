@@ -9,6 +9,7 @@ import numpy as np
 
 from tests.conftest import make_tiny_dataset, run_eval_command
 from vitiseg.io.atomic import write_png_atomic
+from vitiseg.quality import QualityConfig
 
 
 def test_unusable_cases_are_reported_and_the_rest_evaluated(tmp_path, tiny_model_dir):
@@ -47,3 +48,8 @@ def test_unusable_cases_are_reported_and_the_rest_evaluated(tmp_path, tiny_model
     assert "Skipped (not in any figure above): 2 case(s)" in table
     assert f"SKIPPED {broken_photo}" in run.stdout
     assert {p: p.read_bytes() for p in dataset.rglob("*.png")} == before  # inputs untouched
+    # The tiny model chooses no uncertain_skin share: the default, said so, and recorded.
+    assert (
+        summary["quality"]["max_ambiguous_skin_share"] == QualityConfig().max_ambiguous_skin_share
+    )
+    assert "the model folder chooses no max_ambiguous_skin_share" in run.stdout + run.stderr

@@ -69,10 +69,15 @@ def test_model_folder_round_trip_gives_identical_outputs(tmp_path, monkeypatch):
     metadata = save_model_folder(
         tmp_path / "m",
         model,
-        ModelMetadata(arch="compact_unet", model_kwargs={"width": 4}),
+        ModelMetadata(
+            arch="compact_unet",
+            model_kwargs={"width": 4},
+            quality={"max_ambiguous_skin_share": 0.2},
+        ),
         half=False,
     )
     loaded, loaded_meta = load_model_folder(tmp_path / "m")
+    assert loaded_meta.quality == {"max_ambiguous_skin_share": 0.2}
     x = torch.randn(1, 3, 40, 56)
     with torch.no_grad():
         assert torch.equal(model(x), loaded(x))

@@ -25,7 +25,7 @@ from vitiseg.inference.onnx_backend import make_backend
 from vitiseg.inference.predictor import Predictor, backend_name
 from vitiseg.io.images import ImageReadError, read_rgb
 from vitiseg.models.metadata import load_metadata
-from vitiseg.quality import QualityConfig, assess_quality
+from vitiseg.quality import QualityConfig, assess_quality, quality_config_from_mapping
 from vitiseg.scoring import (
     InputError,
     MergeError,
@@ -724,13 +724,69 @@ def test_quality_config_refuses_an_empty_skin_probability_band():
         QualityConfig(max_ambiguous_skin_share=1.5)
 
 
-def test_quality_config_defaults_equal_the_shipped_yaml():
+def test_quality_config_defaults_equal_the_shipped_yaml_and_the_shipped_models_choices():
     import yaml
 
-    from vitiseg.paths import config_dir
+    from vitiseg.paths import config_dir, default_model_dir
 
     shipped = yaml.safe_load((config_dir() / "quality" / "default.yaml").read_text())
-    assert shipped == QualityConfig().to_dict()
+    defaults = QualityConfig().to_dict()
+    assert set(shipped) == set(defaults)
+    assert {k: v for k, v in shipped.items() if v is not None} == {
+        k: v for k, v in defaults.items() if shipped[k] is not None
+    }
+    # What the yaml leaves to the model, the shipped model chooses (and the defaults agree).
+    chosen = load_metadata(default_model_dir()).quality
+    assert set(chosen) == {k for k, v in shipped.items() if v is None} != set()
+    assert quality_config_from_mapping(shipped, chosen) == QualityConfig()
+
+
+def test_null_quality_keys_take_the_models_value_and_a_number_given_wins():
+    chosen = {"max_ambiguous_skin_share": 0.3}
+    resolved = quality_config_from_mapping(
+        {"max_ambiguous_skin_share": None, "min_side_px": 300}, chosen
+    )
+    assert (resolved.max_ambiguous_skin_share, resolved.min_side_px) == (0.3, 300)
+    given = quality_config_from_mapping({"max_ambiguous_skin_share": 0.2}, chosen)
+    assert given.max_ambiguous_skin_share == 0.2
+    unchosen = quality_config_from_mapping({"max_ambiguous_skin_share": None}, {})
+    assert unchosen.max_ambiguous_skin_share == QualityConfig().max_ambiguous_skin_share
+    with pytest.raises(ValueError, match="model folder's quality thresholds have unknown keys"):
+        quality_config_from_mapping({}, {"max_ambiguous_skin_shares": 0.3})
+    with pytest.raises(ValueError, match="max_ambiguous_skin_share: must lie within"):
+        quality_config_from_mapping(
+            {"max_ambiguous_skin_share": None}, {"max_ambiguous_skin_share": 3}
+        )
+
+
+def test_vitiseg_score_takes_the_model_folders_threshold_unless_one_is_given(
+    tmp_path, tiny_model_dir, monkeypatch
+):
+    # A random network is unsure of the skin nearly everywhere: a share of 0 flags every
+    # photo, a share of 1 none, so the flags show which threshold was used.
+    metadata_path = tiny_model_dir / "metadata.json"
+    metadata = json.loads(metadata_path.read_text())
+    metadata["quality"] = {"max_ambiguous_skin_share": 0.0}
+    metadata_path.write_text(json.dumps(metadata))
+    write_photo(tmp_path / "photos" / "p.png", photo_array())
+    runs = {
+        "from_model": [],
+        "given": ["quality.max_ambiguous_skin_share=1.0"],
+    }
+    for name, extra in runs.items():
+        out = tmp_path / name
+        arguments = [
+            f"input={tmp_path / 'photos'}",
+            f"output={out}",
+            f"checkpoint={tiny_model_dir}",
+        ]
+        assert run_cli(monkeypatch, *arguments, *extra) == 0
+        scores = json.loads((out / "scores.json").read_text())
+        runs[name] = (
+            scores["run"]["quality"]["max_ambiguous_skin_share"],
+            "uncertain_skin" in scores["photos"][0]["quality_flags"],
+        )
+    assert runs == {"from_model": (0.0, True), "given": (1.0, False)}
 
 
 # --- memory on a 4000 x 3000 photo -----------------------------------------------------------

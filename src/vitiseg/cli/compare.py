@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from vitiseg import __version__
 from vitiseg.cli._hydra import output_dir, run_hydra
+from vitiseg.cli._quality import quality_for_model
 from vitiseg.compare import AlignSettings, compare_photos, write_pair_outputs
 from vitiseg.compare.manifest import (
     ManifestError,
@@ -27,7 +28,6 @@ from vitiseg.compare.pairs import FollowupSegmenter, Segmenter
 from vitiseg.compare.retake import COMPARED_SETTINGS, RetakeNoise, retake_noise_of
 from vitiseg.io.images import ImageReadError, read_rgb
 from vitiseg.paths import default_model_dir
-from vitiseg.quality import quality_config_from_mapping
 from vitiseg.report import DISCLAIMER
 from vitiseg.vasi import load_vasi_config
 
@@ -104,7 +104,8 @@ def model_retake_noise(cfg: DictConfig, segment: Segmenter) -> RetakeNoise | Non
 
 def comparison_provenance(cfg: DictConfig, segment: Segmenter) -> dict:
     """What made a comparison: the research-use disclaimer, the model (id, folder), the
-    package version and the whole resolved command configuration."""
+    package version and the whole resolved command configuration (the quality thresholds
+    the comparison used are added beside it)."""
     metadata = _segmenter_metadata(segment)
     return {
         "disclaimer": DISCLAIMER,
@@ -165,7 +166,7 @@ def _run(cfg: DictConfig) -> int:
         "align_settings": align_settings(cfg),
         "tolerance_px": int(cfg.tolerance_px),
         "config": config,
-        "quality": quality_config_from_mapping(OmegaConf.to_container(cfg.quality)),
+        "quality": quality_for_model(cfg.quality, _segmenter_metadata(segment)),
         "match_lighting": bool(cfg.match_lighting),
         "segment_aligned": bool(cfg.segment_aligned),
         "segment_followup": segment_followup,
@@ -176,6 +177,7 @@ def _run(cfg: DictConfig) -> int:
     if segment_followup is not None and not cfg.segment_aligned:
         log.warning("hold_unchanged_within acts only with segment_aligned=true; ignored")
     provenance = comparison_provenance(cfg, segment)
+    provenance["quality"] = options["quality"].to_dict()  # the config's nulls resolved
     out = output_dir()
     if photos:
         return _two_photos(cfg, segment, out, options, provenance)

@@ -12,6 +12,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from vitiseg.cli._hydra import output_dir, run_hydra
+from vitiseg.cli._quality import quality_for_model
 from vitiseg.data.dataset_format import load_dataset
 from vitiseg.data.splits import load_split
 from vitiseg.evaluation.evaluate import (
@@ -31,7 +32,6 @@ from vitiseg.evaluation.vasi_truth import (
 from vitiseg.inference.factory import predictor_from_config
 from vitiseg.io.atomic import write_json_atomic, write_text_atomic
 from vitiseg.io.tables import csv_text
-from vitiseg.quality import quality_config_from_mapping
 from vitiseg.vasi import load_vasi_config
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ def task(cfg: DictConfig) -> int:
     if not cases:
         raise ValueError(f"{dataset}: no cases to evaluate (split={cfg.split})")
     predictor, model_dir = predictor_from_config(cfg.checkpoint, cfg.infer)
-    quality = quality_config_from_mapping(OmegaConf.to_container(cfg.quality))
+    quality = quality_for_model(cfg.quality, predictor.metadata)
     truth = load_truth(dataset)  # a synthetic set's designed VASI, if it has one
     vasi_config = load_vasi_config(cfg.vasi)
     model_vasi: dict[str, float] = {}
@@ -84,6 +84,7 @@ def task(cfg: DictConfig) -> int:
     }
     # Flip averaging and working size change every figure: a summary says which it used.
     summary["inference"] = OmegaConf.to_container(cfg.infer, resolve=True)
+    summary["quality"] = quality.to_dict()  # the flags' thresholds, model-chosen ones resolved
     if truth is not None:
         agreement = vasi_agreement(evaluated, truth, vasi_config, model_vasi)
         summary["vasi_vs_truth"] = agreement.to_dict()

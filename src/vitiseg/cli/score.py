@@ -18,8 +18,8 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from vitiseg.cli._hydra import output_dir, run_hydra
+from vitiseg.cli._quality import quality_for_model
 from vitiseg.inference.factory import predictor_from_config
-from vitiseg.quality import quality_config_from_mapping
 from vitiseg.scoring import (
     InputError,
     JobResult,
@@ -72,7 +72,7 @@ def task(cfg: DictConfig) -> int:
         predictor, model_dir = predictor_from_config(cfg.checkpoint, cfg.infer)
         settings = ScoreSettings(
             vasi=load_vasi_config(cfg.vasi),
-            quality=quality_config_from_mapping(OmegaConf.to_container(cfg.quality)),
+            quality=quality_for_model(cfg.quality, predictor.metadata),
             # Spelled like the manifest's region column ("Upper extremities" works too).
             default_region=normalise_region(str(cfg.region or "")) or None,
             write_masks=bool(cfg.masks),

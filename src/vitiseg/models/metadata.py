@@ -64,6 +64,10 @@ class ModelMetadata:
     thresholds: dict[str, float] = field(default_factory=lambda: {"skin": 0.5, "lesion": 0.5})
     # Lesion mask clean-up (vitiseg.inference.postprocess.LesionPostprocess); {} = none.
     lesion_postprocess: dict[str, Any] = field(default_factory=dict)
+    # Quality flag thresholds chosen for this model (keys of vitiseg.quality.QualityConfig,
+    # e.g. by scripts/uncertain_skin_study.py --record); a command's quality config takes
+    # them for every key it leaves null.
+    quality: dict[str, float] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     validation: dict[str, Any] = field(default_factory=dict)
     # vitiseg-eval summaries; "retake_noise": how comparisons of unchanged photos moved
@@ -87,6 +91,7 @@ class ModelMetadata:
             },
             "thresholds": self.thresholds,
             "lesion_postprocess": self.lesion_postprocess,
+            "quality": self.quality,
             "training": self.training,
             "validation": self.validation,
             "evaluation": self.evaluation,
@@ -108,6 +113,7 @@ class ModelMetadata:
             output_names=tuple(data.get("output_names", OUTPUT_NAMES)),
             thresholds=dict(data.get("thresholds", {"skin": 0.5, "lesion": 0.5})),
             lesion_postprocess=dict(data.get("lesion_postprocess", {})),
+            quality=dict(data.get("quality", {})),
             training=dict(data.get("training", {})),
             validation=dict(data.get("validation", {})),
             evaluation=dict(data.get("evaluation", {})),

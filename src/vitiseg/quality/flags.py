@@ -163,13 +163,32 @@ class QualityConfig:
 _FIELDS = frozenset(f.name for f in dataclasses.fields(QualityConfig))
 
 
-def quality_config_from_mapping(values: Mapping[str, Any] | None) -> QualityConfig:
-    """Build a :class:`QualityConfig` from a plain mapping (unknown keys are refused)."""
+def quality_config_from_mapping(
+    values: Mapping[str, Any] | None, model_values: Mapping[str, Any] | None = None
+) -> QualityConfig:
+    """Build a :class:`QualityConfig` from a plain mapping (unknown keys are refused).
+
+    A key set to None takes the model's own value (``model_values``: its folder's
+    ``metadata.json`` "quality"), else the :class:`QualityConfig` default. A threshold
+    chosen for one model (``uncertain_skin``'s share) then follows the model, while a number
+    given in the config or on the command line still wins.
+    """
     values = dict(values or {})
+    model_values = dict(model_values or {})
     unknown = sorted(set(values) - _FIELDS)
     if unknown:
         raise ValueError(f"unknown quality config keys {unknown}; known: {sorted(_FIELDS)}")
-    return QualityConfig(**values)
+    unknown = sorted(set(model_values) - _FIELDS)
+    if unknown:
+        raise ValueError(
+            f"the model folder's quality thresholds have unknown keys {unknown}; known: "
+            f"{sorted(_FIELDS)}"
+        )
+    resolved = {
+        name: model_values[name] if value is None and name in model_values else value
+        for name, value in values.items()
+    }
+    return QualityConfig(**{name: value for name, value in resolved.items() if value is not None})
 
 
 @dataclass(frozen=True)
