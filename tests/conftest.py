@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -47,6 +48,16 @@ def _clear_hydra():
     from hydra.core.global_hydra import GlobalHydra
 
     GlobalHydra.instance().clear()
+
+
+def make_split_skin_photos(tmp_path: Path) -> tuple[Path, Path, dict[str, list[str]]]:
+    """Six tiny skin photos (``tmp_path/skin-photos``) and a split file giving four to train
+    and two to validation: (dataset, split file, folds), for the studies that choose on train."""
+    dataset = make_tiny_dataset(tmp_path / "skin-photos", n_cases=6)
+    folds = {"train": ["case00", "case01", "case02", "case03"], "val": ["case04", "case05"]}
+    split_file = tmp_path / "split.json"
+    split_file.write_text(json.dumps({"skin-photos": folds}))
+    return dataset, split_file, folds
 
 
 def make_tiny_dataset(

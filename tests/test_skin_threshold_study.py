@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.conftest import make_tiny_dataset
+from tests.conftest import make_split_skin_photos
 from vitiseg.data.dataset_format import load_dataset
 from vitiseg.inference.predictor import Predictor
 from vitiseg.io.images import read_mask, read_rgb
@@ -30,10 +30,7 @@ def skin_dice_as_scored(model_dir: Path, cases) -> float:
 
 
 def test_the_study_reproduces_the_models_skin_dice_and_picks_on_train(tmp_path, tiny_model_dir):
-    dataset = make_tiny_dataset(tmp_path / "skin-photos", n_cases=6)
-    folds = {"train": ["case00", "case01", "case02", "case03"], "val": ["case04", "case05"]}
-    split_file = tmp_path / "split.json"
-    split_file.write_text(json.dumps({"skin-photos": folds}))
+    dataset, split_file, folds = make_split_skin_photos(tmp_path)
     out = tmp_path / "study.json"
     # A threshold off the study's grid must still get its own row.
     metadata_path = tiny_model_dir / "metadata.json"

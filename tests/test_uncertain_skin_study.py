@@ -12,7 +12,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from tests.conftest import make_tiny_dataset
+from tests.conftest import make_split_skin_photos
 from vitiseg.cli._quality import quality_for_model
 from vitiseg.models.model_folder import load_model_folder
 
@@ -20,10 +20,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "uncertain_skin_study
 
 
 def test_the_chosen_share_is_recorded_in_the_model_folder_and_then_used(tmp_path, tiny_model_dir):
-    dataset = make_tiny_dataset(tmp_path / "skin-photos", n_cases=6)
-    folds = {"train": ["case00", "case01", "case02", "case03"], "val": ["case04", "case05"]}
-    split_file = tmp_path / "split.json"
-    split_file.write_text(json.dumps({"skin-photos": folds}))
+    dataset, split_file, _ = make_split_skin_photos(tmp_path)
     weights = tiny_model_dir / "weights.safetensors"
     weights_digest = hashlib.sha256(weights.read_bytes()).hexdigest()
     before = json.loads((tiny_model_dir / "metadata.json").read_text())
