@@ -102,6 +102,10 @@ def test_a_broken_model_folder_is_refused_with_the_file_named(tmp_path):
     (folder / "metadata.json").write_text(metadata_json[:40])
     with pytest.raises(ValueError, match="metadata.json: not a usable vitiseg metadata.json"):
         load_model_folder(folder)
+    mistyped = {**json.loads(metadata_json), "quality": {"max_ambiguous_skin_shares": 0.2}}
+    (folder / "metadata.json").write_text(json.dumps(mistyped))
+    with pytest.raises(ValueError, match="metadata.json: not a usable .*unknown keys"):
+        load_model_folder(folder)
 
 
 def test_half_precision_weights_stay_close(tmp_path):

@@ -9,6 +9,7 @@ from typing import Any
 
 from vitiseg import __version__
 from vitiseg.data.colour_constancy import check_colour_constancy
+from vitiseg.quality.flags import check_model_quality
 
 OUTPUT_NAMES = ("skin", "lesion")
 # A third output separates what a clinician outlines from what is depigmented inside it:
@@ -113,7 +114,7 @@ class ModelMetadata:
             output_names=tuple(data.get("output_names", OUTPUT_NAMES)),
             thresholds=dict(data.get("thresholds", {"skin": 0.5, "lesion": 0.5})),
             lesion_postprocess=dict(data.get("lesion_postprocess", {})),
-            quality=dict(data.get("quality", {})),
+            quality=check_model_quality(data.get("quality")),  # a typo fails on loading
             training=dict(data.get("training", {})),
             validation=dict(data.get("validation", {})),
             evaluation=dict(data.get("evaluation", {})),

@@ -163,6 +163,20 @@ class QualityConfig:
 _FIELDS = frozenset(f.name for f in dataclasses.fields(QualityConfig))
 
 
+def check_model_quality(values: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A model folder's quality thresholds (``metadata.json`` "quality"), checked: known
+    keys, values a :class:`QualityConfig` accepts. Raises ValueError naming the problem."""
+    values = dict(values or {})
+    unknown = sorted(set(values) - _FIELDS)
+    if unknown:
+        raise ValueError(
+            f"the model folder's quality thresholds have unknown keys {unknown}; known: "
+            f"{sorted(_FIELDS)}"
+        )
+    QualityConfig(**values)
+    return values
+
+
 def quality_config_from_mapping(
     values: Mapping[str, Any] | None, model_values: Mapping[str, Any] | None = None
 ) -> QualityConfig:
@@ -174,16 +188,10 @@ def quality_config_from_mapping(
     given in the config or on the command line still wins.
     """
     values = dict(values or {})
-    model_values = dict(model_values or {})
+    model_values = check_model_quality(model_values)
     unknown = sorted(set(values) - _FIELDS)
     if unknown:
         raise ValueError(f"unknown quality config keys {unknown}; known: {sorted(_FIELDS)}")
-    unknown = sorted(set(model_values) - _FIELDS)
-    if unknown:
-        raise ValueError(
-            f"the model folder's quality thresholds have unknown keys {unknown}; known: "
-            f"{sorted(_FIELDS)}"
-        )
     resolved = {
         name: model_values[name] if value is None and name in model_values else value
         for name, value in values.items()
