@@ -19,6 +19,7 @@ def _folder(path, seed: int, width: int = 4, minutes: float = 2.0, threshold: fl
         thresholds={"skin": 0.5, "lesion": threshold},
         training={"config": {"trainer": {"seed": seed}}, "epoch": 3, "minutes": minutes},
         validation={"vitiligo-web": {"lesion": {"dice": 0.5}}},
+        quality={"max_ambiguous_skin_share": 0.2},
     )
     save_model_folder(path, model, metadata)
     return path
@@ -62,6 +63,7 @@ def test_averaged_folder_holds_the_mean_weights_and_names_its_ingredients(tmp_pa
     assert [item["seed"] for item in ingredients] == [1, 2]
     assert loaded.training["minutes"] == pytest.approx(5.5)
     assert loaded.validation == {}  # the ingredients' figures do not describe the mean
+    assert loaded.quality == {}  # nor do thresholds chosen for one of them
 
 
 def test_models_that_differ_in_more_than_weights_are_refused(tmp_path):

@@ -98,7 +98,8 @@ def average_model_folders(folders: Sequence[str | Path], out_folder: str | Path)
         "minutes": sum(minutes) if None not in minutes else None,
         "exported": f"weight average of {len(folders)} models",
     }
+    # Another network: what was measured or chosen for the first ingredient does not carry over.
     metadata = dataclasses.replace(
-        first_metadata, training=training, validation={}, evaluation={}, model_id=""
+        first_metadata, training=training, validation={}, evaluation={}, quality={}, model_id=""
     )
     return save_model_folder(out_folder, first_model, metadata)
