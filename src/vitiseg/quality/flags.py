@@ -193,8 +193,7 @@ def quality_config_from_mapping(
     if unknown:
         raise ValueError(f"unknown quality config keys {unknown}; known: {sorted(_FIELDS)}")
     resolved = {
-        name: model_values[name] if value is None and name in model_values else value
-        for name, value in values.items()
+        name: model_values.get(name) if value is None else value for name, value in values.items()
     }
     return QualityConfig(**{name: value for name, value in resolved.items() if value is not None})
 
