@@ -126,15 +126,15 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|---|---|")
     for part, (shares, dice) in parts.items():
-        poor = dice < POOR_SKIN_DICE
         for limit in sorted({chosen, shipped, round(chosen - 0.02, 2), round(chosen + 0.02, 2)}):
+            row = part_figures(shares, dice, limit)
             flagged = shares > limit
             dice_flagged = f"{dice[flagged].mean():.3f}" if flagged.any() else "-"
             dice_others = f"{dice[~flagged].mean():.3f}" if (~flagged).any() else "-"
             print(
-                f"| {part} | {limit} | {len(dice)} | {poor.sum()} | {flagged[poor].sum()} "
-                f"| {flagged[~poor].sum()} | {youden(shares, poor, limit):.3f} "
-                f"| {dice_flagged} / {dice_others} | {area_under_curve(shares, poor):.2f} |"
+                f"| {part} | {limit} | {row['photos']} | {row['poor']} | {row['poor_flagged']} "
+                f"| {row['others_flagged']} | {row['sensitivity_plus_specificity_minus_1']:.3f} "
+                f"| {dice_flagged} / {dice_others} | {row['auc']:.2f} |"
             )
     if args.record:
         study = {
