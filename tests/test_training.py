@@ -896,6 +896,42 @@ def test_time_budget_ends_the_run_and_resuming_a_finished_run_trains_no_more(tmp
     assert [int(r["epoch"]) for r in _metrics_rows(out)] == [1]
 
 
+def test_validating_every_few_epochs_trains_the_same_weights_and_measures_the_last(tmp_path):
+    dataset = make_tiny_dataset(tmp_path / "d")
+    weights = {}
+    for every in (1, 2):
+        out = tmp_path / f"every{every}"
+        train(
+            _settings(max_epochs=3, ema_decay=0.5, validate_every=every),
+            [DatasetSpec(dataset)],
+            out,
+        )
+        weights[every] = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
+        rows = _metrics_rows(out)
+        assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+        measured = [int(r["epoch"]) for r in rows if r["select_metric"]]
+        assert measured == ([1, 2, 3] if every == 1 else [2, 3])  # the last epoch always
+        assert all(r["train_loss"] for r in rows)
+    for part in ("model", "ema"):
+        for name, tensor in weights[1][part].items():
+            assert torch.equal(tensor, weights[2][part][name]), (part, name)
+
+
+def test_a_run_stopped_by_its_time_budget_validates_its_last_epoch(tmp_path):
+    dataset = make_tiny_dataset(tmp_path / "d")
+    out = tmp_path / "run"
+    budget = _settings(max_epochs=5, max_minutes=1e-6, validate_every=10)
+    assert train(budget, [DatasetSpec(dataset)], out).epochs_run == 1
+    assert _metrics_rows(out)[0]["select_metric"]
+    assert (out / "model" / "weights.safetensors").is_file()
+
+
+def test_validate_every_below_one_is_refused(tmp_path):
+    dataset = make_tiny_dataset(tmp_path / "d")
+    with pytest.raises(ValueError, match="validate_every must be 1 or more, not 0"):
+        train(_settings(validate_every=0), [DatasetSpec(dataset)], tmp_path / "run")
+
+
 def test_an_epoch_smaller_than_a_batch_still_takes_its_step(tmp_path):
     dataset = make_tiny_dataset(tmp_path / "d")
     result = train(
@@ -911,7 +947,7 @@ def test_stop_reasons_patience_and_time_budget():
     fresh = {"stale": 0, "elapsed": 0.0}
     assert _stop_reason(fresh, _settings(early_stop_patience=2), math.inf) is None
     stale = {"stale": 2, "elapsed": 0.0}
-    assert "no improvement for 2 epochs" in _stop_reason(
+    assert "no improvement in 2 validations" in _stop_reason(
         stale, _settings(early_stop_patience=2), 60
     )
     assert _stop_reason(stale, _settings(early_stop_patience=0), 60) is None  # 0 = off

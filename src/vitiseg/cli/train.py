@@ -110,6 +110,7 @@ def settings_from_config(cfg: DictConfig) -> TrainSettings:
         },
         freeze=tuple(trainer.get("freeze") or ()),
         early_stop_patience=trainer.early_stop_patience,
+        validate_every=trainer.get("validate_every", 1),
         seed=trainer.seed,
         device=trainer.device,
         amp=trainer.amp,

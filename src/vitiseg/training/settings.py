@@ -58,7 +58,11 @@ class TrainSettings:
     # Parameter-name prefixes trained not at all, batch-norm statistics included; with
     # ("stem", "layers", "decoders", "head") only a branch decoder learns.
     freeze: tuple[str, ...] = ()
-    early_stop_patience: int = 0  # epochs without improvement; 0 = off
+    early_stop_patience: int = 0  # validations without improvement; 0 = off
+    # Validate every n-th epoch and the last: stages that ship their last epoch need the
+    # per-epoch figures only to watch the run, and validation is about half a frozen-encoder
+    # epoch on CPU. Training draws no random numbers in validation, so the weights are the same.
+    validate_every: int = 1
     seed: int = 0
     device: str = "cpu"
     amp: bool = False  # mixed precision: fp16/bf16 on GPU, bf16 on CPUs with native bf16

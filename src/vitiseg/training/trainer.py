@@ -328,10 +328,22 @@ def _stop_reason(
 ) -> str | None:
     """Why training should stop before the next epoch, or None to go on."""
     if settings.early_stop_patience and state["stale"] >= settings.early_stop_patience:
-        return f"early stop: no improvement for {state['stale']} epochs"
+        return f"early stop: no improvement in {state['stale']} validations"
     if state["elapsed"] >= budget_seconds:
         return f"time budget of {settings.max_minutes:.1f} min reached"
     return None
+
+
+def _validation_due(state: dict[str, Any], settings: TrainSettings, budget_seconds: float) -> bool:
+    """Whether the epoch just finished is validated: every ``validate_every``-th epoch, and
+    always the run's last (by epoch count or by time budget), so the final weights are
+    always measured and exported when best."""
+    epoch = state["epoch"]
+    return (
+        epoch % settings.validate_every == 0
+        or epoch >= settings.max_epochs
+        or state["elapsed"] >= budget_seconds
+    )
 
 
 def _learning_rate(settings: TrainSettings, step: int, progress: float) -> float:
@@ -388,6 +400,10 @@ def train(settings: TrainSettings, specs: list[DatasetSpec], output_dir: Path) -
     dice_per_image = output_flags(settings.dice_per_image, output_names, "dice_per_image")
     lovasz = output_flags(settings.lovasz, output_names, "lovasz")
     check_empty_photo_reference(settings.empty_photo_reference)
+    if settings.validate_every < 1:
+        raise ValueError(
+            f"trainer.validate_every must be 1 or more, not {settings.validate_every}"
+        )
 
     train_cases, val_cases, splits = _load_split_cases(specs, settings, output_dir)
     if main_process:
@@ -529,25 +545,28 @@ def train(settings: TrainSettings, specs: list[DatasetSpec], output_dir: Path) -
         state["epoch"] = epoch + 1
         state["elapsed"] = time.monotonic() - started
 
+        # Rank 0's clock decides, as for stopping: every rank must take part or none.
+        validated = bool(
+            _broadcast_float(float(_validation_due(state, settings, budget_seconds)), device)
+        )
         metric = math.nan
-        row: dict[str, Any] = {}
-        if main_process:
+        row: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "step": state["step"],
+            "lr": optimizer.param_groups[0]["lr"],
+            "train_loss": float(np.mean(losses)) if losses else math.nan,
+            "minutes": round(state["elapsed"] / 60, 2),
+        }
+        if main_process and validated:
             results = validate(evaluated, val_cases, device, preprocessing.mean, preprocessing.std)
             metric = _selection_metric(results, select_label, settings.select_output)
-            row = {
-                "epoch": epoch + 1,
-                "step": state["step"],
-                "lr": optimizer.param_groups[0]["lr"],
-                "train_loss": float(np.mean(losses)) if losses else math.nan,
-                "minutes": round(state["elapsed"] / 60, 2),
-                "select_metric": metric,
-            }
+            row["select_metric"] = metric
             _flatten("val", results, row)
         metric = _broadcast_float(metric, device)
         improved = not math.isnan(metric) and metric > state["best"]
         if improved:
             state["best"], state["stale"] = metric, 0
-        else:
+        elif validated:  # patience counts validations, not epochs
             state["stale"] += 1
         if main_process:
             state["history"].append(row)
@@ -565,16 +584,25 @@ def train(settings: TrainSettings, specs: list[DatasetSpec], output_dir: Path) -
                     "settings": {k: str(v) for k, v in asdict(settings).items()},
                 },
             )
-            log.info(
-                "epoch %d  loss %.4f  val %s %s Dice %.4f  best %.4f  (%.1f min)",
-                epoch + 1,
-                row["train_loss"],
-                select_label,
-                settings.select_output,
-                metric,
-                state["best"],
-                state["elapsed"] / 60,
-            )
+            if validated:
+                log.info(
+                    "epoch %d  loss %.4f  val %s %s Dice %.4f  best %.4f  (%.1f min)",
+                    epoch + 1,
+                    row["train_loss"],
+                    select_label,
+                    settings.select_output,
+                    metric,
+                    state["best"],
+                    state["elapsed"] / 60,
+                )
+            else:
+                log.info(
+                    "epoch %d  loss %.4f  not validated (every %d)  (%.1f min)",
+                    epoch + 1,
+                    row["train_loss"],
+                    settings.validate_every,
+                    state["elapsed"] / 60,
+                )
     if dist.is_initialized():
         dist.barrier()
     return TrainResult(model_dir, state["best"], state["epoch"], state["elapsed"] / 60)
