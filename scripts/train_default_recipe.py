@@ -2,7 +2,7 @@
 """Run the default model's seven-stage recipe end to end; run it again to resume.
 
     python scripts/train_default_recipe.py --data DATA --runs RUNS [--dry-run] \
-        [--until STAGE] [trainer.threads=2 ...]
+        [--from STAGE] [--until STAGE] [trainer.threads=2 ...]
 
 DATA holds the imported `vitiligo-web` and `skin-photos` sets (`vitiseg-import`); the painted
 photos and the subsets the recipe needs are made there. Each stage trains into RUNS/stageN
@@ -46,6 +46,7 @@ class Step:
     # Files the step writes last (vitiseg-synth: truth.json); kept if all exist, so a step
     # interrupted half-way runs again.
     makes: tuple[Path, ...] = ()
+    start: Path | None = None  # the model folder a training step starts from
 
 
 def recipe_steps(data: Path, runs: Path, overrides: list[str]) -> list[Step]:
@@ -72,7 +73,7 @@ def recipe_steps(data: Path, runs: Path, overrides: list[str]) -> list[Step]:
                 f"data.split_file={split_scenes if stage == 7 else split}",
                 f"model.init_weights={start}",
             ]
-        return Step(stage, f"train stage {stage}", command)
+        return Step(stage, f"train stage {stage}", command, start=start)
 
     def last_epoch(stage: int, pretrain: Path, target: Path, *extra) -> Step:
         # The last epoch starts the next stage; --pretrain carries the earlier stages' record.
@@ -176,6 +177,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="imported datasets")
     parser.add_argument("--runs", type=Path, required=True, help="where the stages train")
+    parser.add_argument(
+        "--from",
+        dest="first",
+        type=int,
+        default=1,
+        help="first stage to train (its start, RUNS/stageN-model or -last, must exist; "
+        "the data of earlier stages is still made)",
+    )
     parser.add_argument("--until", type=int, default=7, help="last stage to run (1-7)")
     parser.add_argument("--dry-run", action="store_true", help="print the commands only")
     parser.add_argument("overrides", nargs="*", help="vitiseg-train overrides for every stage")
@@ -185,7 +194,14 @@ def main() -> int:
     missing = [path for path in missing if not (Path(path) / "cases.csv").is_file()]
     if missing and not args.dry_run:
         parser.error(f"no imported dataset at {missing} (vitiseg-import first)")
-    steps = [step for step in recipe_steps(data, runs, args.overrides) if step.stage <= args.until]
+    steps = [
+        step
+        for step in recipe_steps(data, runs, args.overrides)
+        if step.stage <= args.until and (step.stage >= args.first or step.makes)
+    ]
+    start = next((step.start for step in steps if step.stage == args.first and step.start), None)
+    if start is not None and not start.exists() and not args.dry_run:
+        parser.error(f"stage {args.first} starts from {start}, which does not exist")
     half_made = [step for step in steps if len({path.exists() for path in step.makes}) > 1]
     if half_made:  # checked before anything runs: an interrupted copy would be trained on
         step = half_made[0]

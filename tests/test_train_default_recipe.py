@@ -71,3 +71,20 @@ def test_made_folders_are_kept(tmp_path):
     assert "# stage 1: painted photos (kept)" in result.stdout
     assert "# stage 5: painted, both labels\n" in result.stdout  # made again
     assert "# stage 0: patient split\n" in result.stdout
+
+
+def test_from_a_later_stage_makes_the_earlier_data_and_needs_its_start(tmp_path):
+    data, runs = tmp_path / "data", tmp_path / "runs"
+    args = ["--data", str(data), "--runs", str(runs), "--from", "5"]
+    result = _run(*args, "--dry-run")
+    names = re.findall(r"# stage (\d): (.+)", result.stdout)
+    assert [name for stage, name in names if int(stage) < 5] == [
+        "patient split",
+        "painted photos",
+    ]
+    assert ("5", "train stage 5") in names and ("4", "train stage 4") not in names
+    for name in ("vitiligo-web", "skin-photos"):
+        (data / name).mkdir(parents=True)
+        (data / name / "cases.csv").write_text("case_id,patient_id\n")
+    result = _run(*args)
+    assert result.returncode == 2 and str(runs / "stage4-last") in result.stderr
