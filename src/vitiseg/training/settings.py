@@ -60,8 +60,9 @@ class TrainSettings:
     freeze: tuple[str, ...] = ()
     early_stop_patience: int = 0  # validations without improvement; 0 = off
     # Validate every n-th epoch and the last: stages that ship their last epoch need the
-    # per-epoch figures only to watch the run, and validation is about half a frozen-encoder
-    # epoch on CPU. Training draws no random numbers in validation, so the weights are the same.
+    # per-epoch figures only to watch the run, and validation takes about half of a
+    # frozen-encoder stage's time on CPU. Validation draws no random numbers, so the weights
+    # are the same whatever n (stages 6 and 7 retrained bit for bit, docs/model.md session 66).
     validate_every: int = 1
     seed: int = 0
     device: str = "cpu"
