@@ -34,7 +34,8 @@ def read_history(run: Path) -> list[dict[str, str]]:
 
 def summarise(history: list[dict[str, str]], column: str | None, last: int = 5) -> dict:
     column = column or next(c for c in COLUMNS if c in history[0])
-    values = [float(row[column]) for row in history]
+    # An epoch not validated (trainer.validate_every) has an empty cell: NaN, like no figure.
+    values = [float(row[column]) if row[column] else math.nan for row in history]
     finite = [v for v in values if not math.isnan(v)]
     best_index = max(range(len(values)), key=lambda i: -1 if math.isnan(values[i]) else values[i])
     tail = finite[-last:]

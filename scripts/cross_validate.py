@@ -55,9 +55,11 @@ def write_folds(dataset: Path, k: int, seed: int, base_split: Path | None, out: 
 
 
 def validation_curve(run: Path) -> list[float]:
-    """Val lesion Dice per epoch (NaN where a run did not validate)."""
+    """Val lesion Dice per epoch (NaN where a run did not validate: an empty cell with
+    trainer.validate_every > 1)."""
     with open(run / "metrics.csv", newline="") as stream:
-        return [float(row["select_metric"]) for row in csv.DictReader(stream)]
+        rows = csv.DictReader(stream)
+        return [float(row["select_metric"]) if row["select_metric"] else math.nan for row in rows]
 
 
 def epochs_chosen_on_other_folds(curves: list[list[float]]) -> list[int]:

@@ -27,6 +27,15 @@ def test_the_late_mean_averages_the_last_n_validations_and_the_best_is_found():
     assert (s["best"], s["best_epoch"], s["late_n"]) == (0.6, 2, 3)
 
 
+def test_epochs_not_validated_count_as_no_figure():
+    history = _history([0.1, 0.6, 0.3, 0.4, 0.5])
+    for row in history[:4:2]:  # trainer.validate_every=2 leaves epochs 1 and 3 empty
+        row["select_metric"] = ""
+    s = ablation_table.summarise(history, None, last=2)
+    assert (s["best"], s["best_epoch"], s["epochs"]) == (0.6, 2, 5)
+    assert s["late_mean"] == pytest.approx(0.45) and s["late_n"] == 2
+
+
 def test_seed_pairs_give_the_mean_difference_with_a_t_interval():
     p = ablation_table.paired_seed_differences([0.01, 0.03, -0.01])
     assert p["mean"] == pytest.approx(0.01)

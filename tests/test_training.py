@@ -1121,7 +1121,7 @@ def test_cross_validation_script_pools_every_folds_last_epoch(tmp_path):
     assert "all (2 folds, case-weighted) | 8 |" in done.stdout
 
 
-def test_nested_early_stopping_never_looks_at_the_scored_fold():
+def test_nested_early_stopping_never_looks_at_the_scored_fold(tmp_path):
     import importlib.util
 
     path = Path(__file__).parents[1] / "scripts" / "cross_validate.py"
@@ -1131,6 +1131,13 @@ def test_nested_early_stopping_never_looks_at_the_scored_fold():
     # Fold 0 peaks at epoch 0 but the others at epoch 1; the longer curve is cut to 2.
     curves = [[0.9, 0.1], [0.1, 0.9, 0.95], [0.1, 0.9]]
     assert module.epochs_chosen_on_other_folds(curves) == [1, 0, 0]
+    # An epoch not validated (trainer.validate_every) is read as NaN and never chosen.
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.csv").write_text("epoch,select_metric\n1,\n2,0.5\n3,\n4,0.25\n")
+    curve = module.validation_curve(run)
+    assert math.isnan(curve[0]) and math.isnan(curve[2]) and curve[1::2] == [0.5, 0.25]
+    assert module.epochs_chosen_on_other_folds([curve, curve]) == [1, 1]
 
 
 def test_training_command_end_to_end(tmp_path):
