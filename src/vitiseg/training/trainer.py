@@ -584,25 +584,19 @@ def train(settings: TrainSettings, specs: list[DatasetSpec], output_dir: Path) -
                     "settings": {k: str(v) for k, v in asdict(settings).items()},
                 },
             )
-            if validated:
-                log.info(
-                    "epoch %d  loss %.4f  val %s %s Dice %.4f  best %.4f  (%.1f min)",
-                    epoch + 1,
-                    row["train_loss"],
-                    select_label,
-                    settings.select_output,
-                    metric,
-                    state["best"],
-                    state["elapsed"] / 60,
-                )
-            else:
-                log.info(
-                    "epoch %d  loss %.4f  not validated (every %d)  (%.1f min)",
-                    epoch + 1,
-                    row["train_loss"],
-                    settings.validate_every,
-                    state["elapsed"] / 60,
-                )
+            measured = (
+                f"val {select_label} {settings.select_output} Dice {metric:.4f}  "
+                f"best {state['best']:.4f}"
+                if validated
+                else f"not validated (every {settings.validate_every})"
+            )
+            log.info(
+                "epoch %d  loss %.4f  %s  (%.1f min)",
+                epoch + 1,
+                row["train_loss"],
+                measured,
+                state["elapsed"] / 60,
+            )
     if dist.is_initialized():
         dist.barrier()
     return TrainResult(model_dir, state["best"], state["epoch"], state["elapsed"] / 60)
