@@ -29,11 +29,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from vitiseg.io.atomic import write_text_atomic
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-
-from vitiseg.io.atomic import write_text_atomic  # noqa: E402
-
 PYTHON = sys.executable
 BIN = Path(sys.executable).parent
 
