@@ -73,16 +73,14 @@ def recipe_steps(data: Path, runs: Path, overrides: list[str]) -> list[Step]:
             ]
         return Step(stage, f"train stage {stage}", command, start=start)
 
-    def last_epoch(stage: int, pretrain: Path, target: Path, *extra) -> Step:
-        # The last epoch starts the next stage; --pretrain carries the earlier stages' record.
+    def ship(stage: int, target: Path, pretrain: Path | None, last: bool, *extra: str) -> Step:
+        # Stages 1-3 hand on their best epoch, 4-7 their last; --pretrain carries the earlier
+        # stages' record into the folder.
         command = [PYTHON, str(script / "ship_default_model.py"), str(runs / f"stage{stage}")]
-        command += ["--last-epoch", "--pretrain", str(pretrain), "--target", str(target)]
-        return Step(stage, f"stage {stage} last epoch", command + list(extra))
-
-    def best(stage: int, target: Path, pretrain: Path | None = None) -> Step:
-        command = [PYTHON, str(script / "ship_default_model.py"), str(runs / f"stage{stage}")]
+        command += ["--last-epoch"] if last else []
         command += ["--pretrain", str(pretrain)] if pretrain else []
-        return Step(stage, f"stage {stage} model", command + ["--target", str(target)])
+        name = f"stage {stage} {'last epoch' if last else 'model'}"
+        return Step(stage, name, [*command, "--target", str(target), *extra])
 
     synth = [str(BIN / "vitiseg-synth"), "n=400", "seed=1", "mode=painted"]
     synth += [f"split_file={split}", "split_part=train"]
@@ -95,13 +93,13 @@ def recipe_steps(data: Path, runs: Path, overrides: list[str]) -> list[Step]:
         ),
         Step(1, "painted photos", [*synth, f"out={painted}"], makes=(painted / "truth.json",)),
         train(1, "default_model_pretrain", [painted], None),
-        best(1, runs / "stage1-model"),
+        ship(1, runs / "stage1-model", None, False),
         train(2, "default_model", [web, skin], runs / "stage1-model"),
-        best(2, runs / "stage2-model", runs / "stage1-model"),
+        ship(2, runs / "stage2-model", runs / "stage1-model", False),
         train(3, "default_model_refine", [web, skin, painted], runs / "stage2-model"),
-        best(3, runs / "stage3-model", runs / "stage2-model"),
+        ship(3, runs / "stage3-model", runs / "stage2-model", False),
         train(4, "default_model_painted", [web, skin, painted], runs / "stage3-model"),
-        last_epoch(4, runs / "stage3-model", runs / "stage4-last"),
+        ship(4, runs / "stage4-last", runs / "stage3-model", True),
         Step(
             5,
             "painted, both labels",
@@ -114,7 +112,7 @@ def recipe_steps(data: Path, runs: Path, overrides: list[str]) -> list[Step]:
             [web, skin, both],
             runs / "stage4-last",
         ),
-        last_epoch(5, runs / "stage4-last", runs / "stage5-last"),
+        ship(5, runs / "stage5-last", runs / "stage4-last", True),
         Step(
             6,
             "light-skin painted photos",
@@ -123,7 +121,7 @@ def recipe_steps(data: Path, runs: Path, overrides: list[str]) -> list[Step]:
             makes=(light / "cases.csv",),
         ),
         train(6, "default_model_relit_lesion", [web, skin, both, light], runs / "stage5-last"),
-        last_epoch(6, runs / "stage5-last", runs / "stage6-last"),
+        ship(6, runs / "stage6-last", runs / "stage5-last", True),
         Step(
             7,
             "photos of people in rooms",
@@ -139,10 +137,11 @@ def recipe_steps(data: Path, runs: Path, overrides: list[str]) -> list[Step]:
             runs / "stage6-last",
             "trainer.seed=2",
         ),
-        last_epoch(
+        ship(
             7,
-            runs / "stage6-last",
             runs / "model",
+            runs / "stage6-last",
+            True,
             "--provenance-from",
             str(ROOT / "configs" / "experiment" / "default_model_skin_branch.yaml"),
         ),
