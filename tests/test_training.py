@@ -1284,6 +1284,11 @@ def test_dataset_weights_keyed_by_an_unknown_folder_are_refused(tmp_path):
             ["vitiligo-web", "skin-photos", "painted-train-split", "painted-light-train"],
             (None, 10),
         ),
+        (
+            "default_model_skin_branch",
+            ["vitiligo-web", "skin-photos", "skin-scenes", "painted-train-split"],
+            (None, 40),
+        ),
     ],
 )
 def test_default_recipe_configs_weight_the_folders_their_commands_name(
@@ -1303,6 +1308,8 @@ def test_default_recipe_configs_weight_the_folders_their_commands_name(
         assert all(spec.label in cfg.dataset_weights for spec in specs)
     settings = settings_from_config(cfg)
     assert (settings.max_minutes, settings.max_epochs) == budget
+    if budget[0] is None:  # their last epoch ships: validating it alone keeps the weights
+        assert settings.validate_every == settings.max_epochs
 
 
 def test_the_coarse_label_options_reach_the_settings(tmp_path):
