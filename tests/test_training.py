@@ -46,7 +46,13 @@ from vitiseg.models.model_folder import (
 from vitiseg.models.unet import build_model
 from vitiseg.training.loss import masked_bce_dice
 from vitiseg.training.settings import DatasetSpec, TrainSettings
-from vitiseg.training.trainer import _stop_reason, checkpoint_weights, freeze_parameters, train
+from vitiseg.training.trainer import (
+    _stop_reason,
+    checkpoint_weights,
+    freeze_parameters,
+    keep_frozen_in_eval,
+    train,
+)
 
 
 # ---------------------------------------------------------------- loss
@@ -450,6 +456,39 @@ def test_freezing_a_misspelt_part_is_refused(tmp_path):
         freeze_parameters(
             model, ("stem", "layers", "decoders", "head", "branch_decoders", "branch_head")
         )
+
+
+@pytest.mark.parametrize(
+    ("own_decoder", "frozen", "trained"),
+    [({"skin_branch": True}, [1, 2], 0), ({"branch_outputs": 1}, [0, 1], 2)],
+)
+def test_training_skips_only_outputs_no_loss_can_move_and_gets_the_same_gradients(
+    own_decoder, frozen, trained
+):
+    model = build_model("resnet_unet", **_TINY_RESNET, **own_decoder)
+    freeze_parameters(model, ("stem", "layers"))
+    assert model.frozen_outputs() == ()  # the shared decoder still trains
+    freeze_parameters(model, ("stem", "layers", "decoders", "head"))
+    assert list(model.frozen_outputs()) == frozen
+    keep_frozen_in_eval(model.train(), ("stem", "layers", "decoders", "head"))
+    image = torch.rand(2, 3, 45, 61)
+
+    def trained_output_gradients() -> tuple[torch.Tensor, list[torch.Tensor]]:
+        model.zero_grad(set_to_none=True)
+        logits = model(image)
+        logits[:, trained].sigmoid().mean().backward()
+        grads = [p.grad.clone() for p in model.parameters() if p.requires_grad]
+        return logits.detach(), grads
+
+    full, full_grads = trained_output_gradients()
+    model.skip_frozen_outputs = True
+    skipped, skipped_grads = trained_output_gradients()
+    assert full[:, frozen].abs().sum() > 0 and not skipped[:, frozen].any()
+    assert torch.equal(skipped[:, trained], full[:, trained])
+    assert all(torch.equal(a, b) for a, b in zip(skipped_grads, full_grads, strict=True))
+    with torch.no_grad():  # inference computes every output, skipping or not
+        evaluated = model.eval()(image)
+    assert torch.equal(evaluated[:, frozen], full[:, frozen])
 
 
 # ---------------------------------------------------------------- splits

@@ -78,7 +78,7 @@ class _RelativeColour(nn.Module):
     """Three channels that a gain on a whole colour channel does not change.
 
     The lesion output reads lightness, so a colour cast or a darker exposure moves it
-    (docs/model.md, sessions 48 and 52). ``log(rgb)`` minus its mean over a window of
+    (docs/model_history.md, sessions 48 and 52). ``log(rgb)`` minus its mean over a window of
     ``window_px`` pixels cancels any such gain (white balance, exposure) and leaves each
     pixel's colour relative to the skin around it. Computed inside the network, so scoring,
     tiling and ONNX export need nothing new; the window is fixed in pixels (not a share of
@@ -248,6 +248,9 @@ class ResNetUNet(_PadToStride):
             if detail_channels
             else None
         )
+        # Set by training when parts are frozen (stage 7 trains the skin decoder alone): the
+        # frozen decoders' forward pass costs a fifth of a step and moves no weight.
+        self.skip_frozen_outputs = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, height, width = self._pad(x)
@@ -260,15 +263,74 @@ class ResNetUNet(_PadToStride):
         for layer in self.layers:
             y = layer(y)
             features.append(y)
-        decoded = _decode(self.decoders, features)
-        if self.detail is not None:
-            decoded = self.detail(x, decoded)
-        logits = [self.head(decoded)]
+        skipped = self._skipped_groups()
+
+        def zeros(count: int) -> torch.Tensor:
+            return stem.new_zeros(stem.shape[0], count, *x.shape[-2:])
+
+        logits = []
         if self.skin_branch:
-            logits.insert(0, self.skin_head(_decode(self.skin_decoders, features)))
+            logits.append(
+                zeros(1)
+                if "skin" in skipped
+                else self.skin_head(_decode(self.skin_decoders, features))
+            )
+        if "shared" in skipped:
+            logits.append(zeros(self.head.out_channels))
+        else:
+            decoded = _decode(self.decoders, features)
+            if self.detail is not None:
+                decoded = self.detail(x, decoded)
+            logits.append(self.head(decoded))
         if self.branch_outputs:
-            logits.append(self.branch_head(_decode(self.branch_decoders, features)))
+            logits.append(
+                zeros(self.branch_outputs)
+                if "branch" in skipped
+                else self.branch_head(_decode(self.branch_decoders, features))
+            )
         return torch.cat(logits, 1)[..., :height, :width]
+
+    def _output_groups(self) -> list[tuple[str, range, list[nn.Module | None]]]:
+        """Each decoder's name, output channels and modules, in output order."""
+        first = int(self.skin_branch)
+        shared = self.head.out_channels
+        groups: list[tuple[str, range, list[nn.Module | None]]] = []
+        if self.skin_branch:
+            groups.append(("skin", range(0, 1), [self.skin_decoders, self.skin_head]))
+        groups.append(
+            ("shared", range(first, first + shared), [self.decoders, self.head, self.detail])
+        )
+        if self.branch_outputs:
+            channels = range(first + shared, first + shared + self.branch_outputs)
+            groups.append(("branch", channels, [self.branch_decoders, self.branch_head]))
+        return groups
+
+    def _frozen_groups(self) -> set[str]:
+        """Decoders that, like the encoder, have no weight left to train."""
+        if _trains([self.stem, self.layers, self.relative_colour]):
+            return set()  # their losses still reach the encoder
+        return {name for name, _, modules in self._output_groups() if not _trains(modules)}
+
+    def _skipped_groups(self) -> set[str]:
+        # Only in training, and only when asked: inference always computes every output.
+        if self.training and self.skip_frozen_outputs:
+            return self._frozen_groups()
+        return set()
+
+    def frozen_outputs(self) -> tuple[int, ...]:
+        """Output channels whose every weight, encoder included, is frozen: their loss can
+        move nothing, so training may skip them (``skip_frozen_outputs``; zeros instead)."""
+        frozen = self._frozen_groups()
+        return tuple(
+            channel
+            for name, channels, _ in self._output_groups()
+            if name in frozen
+            for channel in channels
+        )
+
+
+def _trains(modules: list[nn.Module | None]) -> bool:
+    return any(p.requires_grad for m in modules if m is not None for p in m.parameters())
 
 
 def _resnet_decoder(decoder_channels: tuple[int, ...]) -> nn.ModuleList:

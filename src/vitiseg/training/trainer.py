@@ -273,6 +273,19 @@ def keep_frozen_in_eval(model: nn.Module, prefixes: tuple[str, ...]) -> None:
             module.eval()
 
 
+def skip_frozen_outputs(model: nn.Module) -> tuple[int, ...]:
+    """Have training leave out the outputs whose every weight is frozen (their loss moves
+    nothing); returns their channels, which the loss must then ignore."""
+    frozen_outputs = getattr(model, "frozen_outputs", None)
+    if frozen_outputs is None:
+        return ()
+    channels = frozen_outputs()
+    if channels:
+        model.skip_frozen_outputs = True
+        log.info("outputs %s frozen throughout: not computed in training", list(channels))
+    return channels
+
+
 # ---------------------------------------------------------------- checkpoints
 def _restore_checkpoint(path: Path, model, optimizer, scaler, ema) -> dict[str, Any]:
     """Load ``last.pt`` into the training objects; returns the saved loop state."""
@@ -438,9 +451,11 @@ def train(settings: TrainSettings, specs: list[DatasetSpec], output_dir: Path) -
     if settings.init_weights:
         load_start_weights(model, settings.init_weights)
         log.info("initialised from %s", settings.init_weights)
+    skipped_outputs: tuple[int, ...] = ()
     if settings.freeze:
         trainable = freeze_parameters(model, settings.freeze)
         log.info("frozen: %s; %d parameters train", list(settings.freeze), trainable)
+        skipped_outputs = skip_frozen_outputs(model)
     model = model.to(device)
     network: nn.Module = model
     if dist.is_initialized():
@@ -520,10 +535,14 @@ def train(settings: TrainSettings, specs: list[DatasetSpec], output_dir: Path) -
             with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
                 logits = network(images)
             outputs = logits.shape[1]  # a two-output model ignores the depigmented masks
+            valid = valid[:, :outputs]
+            if skipped_outputs:  # not computed (zeros): no loss on them
+                valid = valid.clone()
+                valid[:, list(skipped_outputs)] = 0
             loss, _ = masked_bce_dice(
                 logits.float(),
                 targets[:, :outputs],
-                valid[:, :outputs],
+                valid,
                 dice_weight=settings.dice_weight,
                 output_weights=(1.0,) * outputs,
                 dice_per_image=dice_per_image,
