@@ -5,7 +5,7 @@
 
 The folders must share architecture, preprocessing, outputs and thresholds (runs of one
 config with different seeds). The result is a normal model folder; evaluate it with
-vitiseg-eval before using it (docs/model.md, session 15).
+vitiseg-eval before using it (docs/model_history.md, session 15).
 """
 
 from __future__ import annotations

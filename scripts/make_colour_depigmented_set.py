@@ -2,7 +2,7 @@
 """Real photos with colour-rule depigmented masks: weak truth for the depigmented output.
 
 The real vitiligo photos have outlines only, so a depigmented output learns depigmentation
-from painted photos, and on real patches it calls little (docs/model.md, sessions 17-18).
+from painted photos, and on real patches it calls little (docs/model_history.md, sessions 17-18).
 This writes a copy of an outlined set whose ``masks/depigmented`` are the pixels of each
 outline lighter than the skin around it (vitiseg.inference.depigmentation, the skin taken
 from a model), so training can see what real depigmented skin looks like:

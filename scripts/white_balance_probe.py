@@ -60,7 +60,7 @@ def mean_prediction(predictions: list[Prediction]) -> Prediction:
 
 def average_over_gains(predictor, gains: list[tuple[float, float, float]]) -> None:
     """Make ``predictor`` average its probabilities over copies of each photo re-lit by each
-    of ``gains`` (an inference-time colour averaging, docs/model.md session 60)."""
+    of ``gains`` (an inference-time colour averaging, docs/model_history.md session 60)."""
     predict_one = predictor.predict
     predictor.predict = lambda rgb: mean_prediction([predict_one(relit(rgb, g)) for g in gains])
 

@@ -30,14 +30,14 @@ class AugmentSettings:
     background_swap: float = 0.0
     # Probability of re-toning a photo as paler skin (``pale_tone``): light skin is scarce in
     # the labelled photos. Off: at 0.3 it made light skin worse in cross-validation
-    # (docs/model.md, session 11), so it is kept only to reproduce that result.
+    # (docs/model_history.md, session 11), so it is kept only to reproduce that result.
     pale_skin: float = 0.0
     # Probability of lightening a box of skin free of lesion (``lighten_healthy_patch``): a
     # hard negative for a model that calls anything lighter than its surroundings lesion.
     lighter_patch: float = 0.0
     # Probability of re-lighting a photo as under another illuminant (``PlanckianJitter``, a
     # black body drawn from ``white_balance_kelvin``): the shipped model loses half its
-    # real lesion Dice when photos were made 10 % cooler (docs/model.md, session 48).
+    # real lesion Dice when photos were made 10 % cooler (docs/model_history.md, session 48).
     white_balance: float = 0.0
     # From warm indoor light (red x1.19, blue x0.81 at 5000 K) to shade (x0.91, x1.26 at
     # 9000 K); the channel gains are relative to green.
@@ -47,7 +47,7 @@ class AugmentSettings:
     white_balance_exposure: tuple[float, float] = (1.0, 1.0)
     # Leave photos with an exact depigmented mask (painted) in their own colours: they teach
     # the depigmented output exact colours, and re-lighting all photos cost that output
-    # 0.03-0.05 Dice (docs/model.md, session 48). Sparing them keeps that Dice but not the
+    # 0.03-0.05 Dice (docs/model_history.md, session 48). Sparing them keeps that Dice but not the
     # palest skin's: any re-lighting cost type I 0.07-0.11 (session 49). Skin photos without
     # vitiligo have an exact (empty) depigmented mask too, so they are spared as well.
     white_balance_spares_depigmented_truth: bool = False
@@ -56,7 +56,7 @@ class AugmentSettings:
     white_balance_skip_datasets: tuple[str, ...] = ()
     # The outputs a re-lit photo teaches; its masks of the others count as unannotated. Without
     # "depigmented" that output keeps learning the photos' own colours while the others learn
-    # to ignore the cast (docs/model.md, session 50).
+    # to ignore the cast (docs/model_history.md, session 50).
     white_balance_teaches: tuple[str, ...] = OUTPUTS
 
     def __post_init__(self) -> None:

@@ -5,7 +5,7 @@ around it depends on that photo's skin tone, light and camera. GrabCut (OpenCV) 
 models of lesion and normal skin to THIS photo, seeded by the pixels the network is sure
 about, and relabels the uncertain ones with a smoothness term, so the outline can follow the
 photo's own colour edge. Off unless a model's metadata turns it on: it raised lesion Dice on
-the cross-validation folds it was tuned on but not on held-out patients (docs/model.md,
+the cross-validation folds it was tuned on but not on held-out patients (docs/model_history.md,
 session 10).
 """
 

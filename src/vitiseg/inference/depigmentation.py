@@ -6,7 +6,7 @@ lightness of normal skin (CIELAB L*) is interpolated into each patch from the sk
 it (normalised convolution over skin outside the lesion extent, so lighting gradients and
 the photo's white balance cancel), and a pixel of the extent counts as depigmented when its
 L* exceeds that reference by more than ``min_lift``. The model's own depigmented output,
-trained on painted photos, calls few pixels of real patches depigmented (docs/model.md,
+trained on painted photos, calls few pixels of real patches depigmented (docs/model_history.md,
 session 18); this rule needs no training and works for two-output models too.
 """
 
@@ -36,7 +36,7 @@ def depigmented_by_colour(
         skin: (H, W) bool skin mask; skin outside ``lesion`` is the normal reference.
         lesion: (H, W) bool lesion extent; the result lies inside it.
         min_lift: L* units a pixel must exceed the local normal skin by. 6 gave an unbiased
-            depigmented share on the training painted photos (docs/model.md, session 18).
+            depigmented share on the training painted photos (docs/model_history.md, session 18).
         reference_scale: Gaussian sigma of the reference as a share of the skin's equivalent
             diameter: wide enough to reach across a patch, narrow enough to follow light.
 

@@ -32,7 +32,7 @@ class LesionPostprocess:
         (vitiseg.inference.colour_refine; 0 = off). Needs the photo.
     colour_sure_lesion, colour_sure_normal: lesion probabilities at or beyond which the
         refinement takes a pixel as lesion / normal skin for certain (defaults: the
-        setting measured in docs/model.md, session 10).
+        setting measured in docs/model_history.md, session 10).
     colour_long_side: the refinement's working resolution (longer side, pixels).
     """
 

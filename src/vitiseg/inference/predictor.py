@@ -20,7 +20,7 @@ from vitiseg.models.metadata import ModelMetadata
 TTA_FLIPS = ((False, False), (False, True), (True, False), (True, True))
 
 
-# Where the depigmented pixels inside a lesion come from (docs/model.md, session 18).
+# Where the depigmented pixels inside a lesion come from (docs/model_history.md, session 18).
 DEPIGMENTED_SOURCES = ("model", "colour")
 
 

@@ -3,7 +3,7 @@
 Runs fine-tuned from one start with different seeds stay in one basin of the loss, so the
 mean of their weights works as a network, at the cost of one model at inference (Wortsman et
 al., 2022, "Model soups", where it can match their ensemble; for vitiseg's stage 5 it scored
-like the mean of its ingredients: docs/model.md, session 15). Averaging models that did not
+like the mean of its ingredients: docs/model_history.md, session 15). Averaging models that did not
 share a start gives noise, so the folders must agree on everything but the weights.
 """
 

@@ -82,7 +82,7 @@ class QualityConfig:
         skin_ambiguous_high: Upper bound of the ambiguous skin probability band.
         max_ambiguous_skin_share: ``uncertain_skin`` when more than this share of the
             photo has an ambiguous skin probability. Chosen on the default model's training
-            skin photos (docs/model.md, sessions 16 and 64).
+            skin photos (docs/model_history.md, sessions 16 and 64).
         min_depigmented_share: ``faint_depigmentation`` when the depigmented mask covers
             less than this share of the outlined lesion (models with a depigmented output):
             the photo's patches then average at most level 25 %.
@@ -91,7 +91,8 @@ class QualityConfig:
         light_skin_min_ita: ``light_skin`` when the individual typology angle of the normal
             (non-lesion) skin the model found is above this, in degrees. 41 is where "light"
             begins (Del Bino); cross-validated, the default model scored lesion Dice 0.24 on
-            such photos against 0.47 on the rest, missing most lesions (docs/model.md).
+            such photos against 0.47 on the rest, missing most lesions
+            (docs/model_history.md, session 11).
         max_lighting_change: A comparison of two visits notes a change of lighting when the
             median of the normal skin's green level, or its red/blue ratio, differs between
             the photos by more than this (relative, either way): the default model outlines

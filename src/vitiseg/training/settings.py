@@ -62,7 +62,8 @@ class TrainSettings:
     # Validate every n-th epoch and the last: stages that ship their last epoch need the
     # per-epoch figures only to watch the run, and validation takes about half of a
     # frozen-encoder stage's time on CPU. Validation draws no random numbers, so the weights
-    # are the same whatever n (stages 6 and 7 retrained bit for bit, docs/model.md session 66).
+    # are the same whatever n (stages 6 and 7 retrained bit for bit, docs/model_history.md,
+    # session 66).
     validate_every: int = 1
     seed: int = 0
     device: str = "cpu"
