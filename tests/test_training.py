@@ -471,7 +471,10 @@ def test_training_skips_only_outputs_no_loss_can_move_and_gets_the_same_gradient
     freeze_parameters(model, ("stem", "layers", "decoders", "head"))
     assert list(model.frozen_outputs()) == frozen
     keep_frozen_in_eval(model.train(), ("stem", "layers", "decoders", "head"))
-    image = torch.rand(2, 3, 45, 61)
+    # Channels-last, as the CPU trainer runs: the logits must keep their layout, or the
+    # loss would sum them in another order.
+    model = model.to(memory_format=torch.channels_last)
+    image = torch.rand(2, 3, 45, 61).contiguous(memory_format=torch.channels_last)
 
     def trained_output_gradients() -> tuple[torch.Tensor, list[torch.Tensor]]:
         model.zero_grad(set_to_none=True)
@@ -485,6 +488,7 @@ def test_training_skips_only_outputs_no_loss_can_move_and_gets_the_same_gradient
     skipped, skipped_grads = trained_output_gradients()
     assert full[:, frozen].abs().sum() > 0 and not skipped[:, frozen].any()
     assert torch.equal(skipped[:, trained], full[:, trained])
+    assert skipped.stride() == full.stride()
     assert all(torch.equal(a, b) for a, b in zip(skipped_grads, full_grads, strict=True))
     with torch.no_grad():  # inference computes every output, skipping or not
         evaluated = model.eval()(image)

@@ -266,7 +266,16 @@ class ResNetUNet(_PadToStride):
         skipped = self._skipped_groups()
 
         def zeros(count: int) -> torch.Tensor:
-            return stem.new_zeros(stem.shape[0], count, *x.shape[-2:])
+            # In the features' memory layout, as a head's output would be: the concatenated
+            # logits then keep their layout, and so the loss its summation order.
+            layout = (
+                torch.channels_last
+                if stem.is_contiguous(memory_format=torch.channels_last)
+                else torch.contiguous_format
+            )
+            return stem.new_zeros(stem.shape[0], count, *x.shape[-2:]).contiguous(
+                memory_format=layout
+            )
 
         logits = []
         if self.skin_branch:
