@@ -15,20 +15,10 @@ from vitiseg.cli._hydra import output_dir, run_hydra
 from vitiseg.cli._quality import quality_for_model
 from vitiseg.data.dataset_format import load_dataset
 from vitiseg.data.splits import load_split
-from vitiseg.evaluation.evaluate import (
-    CASE_COLUMNS,
-    case_rows,
-    evaluate_cases,
-    markdown_table,
-    summarise,
-)
+from vitiseg.evaluation.dataset_run import evaluate_dataset
+from vitiseg.evaluation.evaluate import CASE_COLUMNS, case_rows, markdown_table
 from vitiseg.evaluation.gallery import draw_worst_cases
-from vitiseg.evaluation.vasi_truth import (
-    load_truth,
-    masks_vasi,
-    vasi_agreement,
-    write_bland_altman,
-)
+from vitiseg.evaluation.vasi_truth import write_bland_altman
 from vitiseg.inference.factory import predictor_from_config
 from vitiseg.io.atomic import write_json_atomic, write_text_atomic
 from vitiseg.io.tables import csv_text
@@ -51,30 +41,8 @@ def task(cfg: DictConfig) -> int:
         raise ValueError(f"{dataset}: no cases to evaluate (split={cfg.split})")
     predictor, model_dir = predictor_from_config(cfg.checkpoint, cfg.infer)
     quality = quality_for_model(cfg.quality, predictor.metadata)
-    truth = load_truth(dataset)  # a synthetic set's designed VASI, if it has one
-    vasi_config = load_vasi_config(cfg.vasi)
-    model_vasi: dict[str, float] = {}
-
-    def record_model_vasi(case, skin, lesion, depigmented):
-        if case.case_id in truth:
-            model_vasi[case.case_id] = masks_vasi(
-                truth[case.case_id], vasi_config, skin, lesion, depigmented
-            )
-
-    skipped: list = []  # cases whose files cannot be used: reported, the rest evaluated
-    results = evaluate_cases(
-        predictor,
-        cases,
-        quality,
-        on_masks=record_model_vasi if truth is not None else None,
-        skipped=skipped,
-    )
-    if not results:
-        raise ValueError(f"{dataset}: no case could be evaluated; first problem: {skipped[0][1]}")
-    evaluated_ids = {result.case_id for result in results}
-    evaluated = [case for case in cases if case.case_id in evaluated_ids]
-    summary = summarise(results)
-    summary["skipped_cases"] = [{"case_id": c.case_id, "problem": why} for c, why in skipped]
+    run = evaluate_dataset(predictor, dataset, cases, load_vasi_config(cfg.vasi), quality)
+    results, evaluated, skipped, summary = run.results, run.evaluated, run.skipped, run.summary
     summary["model"] = {"folder": str(model_dir), "model_id": predictor.metadata.model_id}
     summary["dataset"] = {
         "path": str(dataset),
@@ -85,10 +53,8 @@ def task(cfg: DictConfig) -> int:
     # Flip averaging and working size change every figure: a summary says which it used.
     summary["inference"] = OmegaConf.to_container(cfg.infer, resolve=True)
     summary["quality"] = quality.to_dict()  # the flags' thresholds, model-chosen ones resolved
-    if truth is not None:
-        agreement = vasi_agreement(evaluated, truth, vasi_config, model_vasi)
-        summary["vasi_vs_truth"] = agreement.to_dict()
-        write_bland_altman(agreement, out / "vasi_bland_altman.png")
+    if run.vasi is not None:
+        write_bland_altman(run.vasi, out / "vasi_bland_altman.png")
     write_json_atomic(out / "summary.json", summary)
     write_text_atomic(out / "cases.csv", csv_text(case_rows(results), CASE_COLUMNS))
     table = markdown_table(summary)
