@@ -21,28 +21,21 @@ from vitiseg.synth.fields import local_mean
 MIN_NORMAL_PIXELS = 50
 
 
-def depigmented_by_colour(
-    rgb: np.ndarray,
-    skin: np.ndarray,
-    lesion: np.ndarray,
-    *,
-    min_lift: float = 6.0,
-    reference_scale: float = 0.08,
+def lift_above_normal_skin(
+    rgb: np.ndarray, skin: np.ndarray, lesion: np.ndarray, *, reference_scale: float = 0.08
 ) -> np.ndarray | None:
-    """The (H, W) bool depigmented pixels of ``lesion``: L* above the local normal skin's.
+    """(H, W) float32: each pixel's L* minus that of the normal skin around it.
 
     Args:
         rgb: (H, W, 3) uint8 photo (not modified).
         skin: (H, W) bool skin mask; skin outside ``lesion`` is the normal reference.
-        lesion: (H, W) bool lesion extent; the result lies inside it.
-        min_lift: L* units a pixel must exceed the local normal skin by. 6 gave an unbiased
-            depigmented share on the training painted photos (docs/model_history.md, session 18).
+        lesion: (H, W) bool lesion extent, left out of the reference.
         reference_scale: Gaussian sigma of the reference as a share of the skin's equivalent
             diameter: wide enough to reach across a patch, narrow enough to follow light.
 
     Returns:
-        The mask, or None when there is too little normal skin to compare with (a patch
-        covering the whole visible skin), so callers can say the level is unknown.
+        The lift, or None when there is too little normal skin to compare with (a patch
+        covering the whole visible skin).
     """
     if rgb.shape[:2] != lesion.shape or skin.shape != lesion.shape:
         raise ValueError(
@@ -54,5 +47,28 @@ def depigmented_by_colour(
     light = rgb8_to_lab(rgb)[..., 0]
     diameter = float(np.sqrt(4.0 * (skin | lesion).sum() / np.pi))
     sigma = max(3.0, reference_scale * diameter)
-    reference = local_mean(light, normal.astype(np.float32), sigma)
-    return lesion & (light - reference > min_lift)
+    return light - local_mean(light, normal.astype(np.float32), sigma)
+
+
+def depigmented_by_colour(
+    rgb: np.ndarray,
+    skin: np.ndarray,
+    lesion: np.ndarray,
+    *,
+    min_lift: float = 6.0,
+    reference_scale: float = 0.08,
+) -> np.ndarray | None:
+    """The (H, W) bool depigmented pixels of ``lesion``: L* above the local normal skin's.
+
+    Args:
+        rgb, skin, lesion, reference_scale: as :func:`lift_above_normal_skin`; the result
+            lies inside ``lesion``.
+        min_lift: L* units a pixel must exceed the local normal skin by. 6 gave an unbiased
+            depigmented share on the training painted photos (docs/model_history.md, session 18).
+
+    Returns:
+        The mask, or None when there is too little normal skin to compare with, so callers
+        can say the level is unknown.
+    """
+    lift = lift_above_normal_skin(rgb, skin, lesion, reference_scale=reference_scale)
+    return None if lift is None else lesion & (lift > min_lift)
