@@ -21,19 +21,19 @@ from pathlib import Path
 import numpy as np
 
 from vitiseg.data.dataset_format import load_dataset
-from vitiseg.inference.depigmentation import depigmented_by_colour, lift_above_normal_skin
+from vitiseg.inference.depigmentation import MIN_LIFT, lift_above_normal_skin
 from vitiseg.io.images import read_mask, read_rgb
 
 
 def case_contrast(rgb, skin, outline, depigmented) -> tuple[float, float] | None:
     """(median L* lift of the depigmented pixels, colour-rule Dice inside the true outline),
     or None without depigmented pixels or normal skin to compare with."""
-    by_colour = depigmented_by_colour(rgb, skin, outline)
-    if by_colour is None or not depigmented.any():
+    lift = lift_above_normal_skin(rgb, skin, outline)
+    if lift is None or not depigmented.any():
         return None
-    lift = float(np.median(lift_above_normal_skin(rgb, skin, outline)[depigmented]))
+    by_colour = outline & (lift > MIN_LIFT)  # the colour rule, as depigmented_by_colour
     dice = 2.0 * (by_colour & depigmented).sum() / (by_colour.sum() + depigmented.sum())
-    return lift, float(dice)
+    return float(np.median(lift[depigmented])), float(dice)
 
 
 def contrast_by_type(dataset: Path) -> dict[int, list[tuple[float, float]]]:

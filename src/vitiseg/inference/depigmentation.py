@@ -19,6 +19,9 @@ from vitiseg.synth.fields import local_mean
 
 # Below this many skin pixels outside the extent there is no normal skin to compare with.
 MIN_NORMAL_PIXELS = 50
+# L* units above the local normal skin that make a pixel depigmented: 6 gave an unbiased
+# depigmented share on the training painted photos (docs/model_history.md, session 18).
+MIN_LIFT = 6.0
 
 
 def lift_above_normal_skin(
@@ -55,7 +58,7 @@ def depigmented_by_colour(
     skin: np.ndarray,
     lesion: np.ndarray,
     *,
-    min_lift: float = 6.0,
+    min_lift: float = MIN_LIFT,
     reference_scale: float = 0.08,
 ) -> np.ndarray | None:
     """The (H, W) bool depigmented pixels of ``lesion``: L* above the local normal skin's.
@@ -63,8 +66,7 @@ def depigmented_by_colour(
     Args:
         rgb, skin, lesion, reference_scale: as :func:`lift_above_normal_skin`; the result
             lies inside ``lesion``.
-        min_lift: L* units a pixel must exceed the local normal skin by. 6 gave an unbiased
-            depigmented share on the training painted photos (docs/model_history.md, session 18).
+        min_lift: L* units a pixel must exceed the local normal skin by.
 
     Returns:
         The mask, or None when there is too little normal skin to compare with, so callers

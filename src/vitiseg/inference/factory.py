@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from vitiseg.inference.depigmentation import MIN_LIFT
 from vitiseg.inference.onnx_backend import make_backend
 from vitiseg.inference.predictor import Predictor
 from vitiseg.models.metadata import load_metadata
@@ -46,6 +47,6 @@ def predictor_from_config(checkpoint: str | Path | None, infer: Any) -> tuple[Pr
         tta=bool(infer.get("tta", False)),
         scales=tuple(infer.get("scales") or (1.0,)),
         depigmented_source=infer.get("depigmented_source") or "model",
-        colour_min_lift=float(infer.get("colour_min_lift", 6.0)),
+        colour_min_lift=float(infer.get("colour_min_lift", MIN_LIFT)),
     )
     return predictor, folder

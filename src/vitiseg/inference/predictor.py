@@ -11,7 +11,7 @@ import numpy as np
 from vitiseg.data.colour_constancy import channel_gains
 from vitiseg.data.network_input import normalised_chw
 from vitiseg.data.resize import resize_long_side
-from vitiseg.inference.depigmentation import depigmented_by_colour
+from vitiseg.inference.depigmentation import MIN_LIFT, depigmented_by_colour
 from vitiseg.inference.postprocess import LesionPostprocess, keep_seeded_components, lesion_mask
 from vitiseg.inference.tiling import predict_tiled
 from vitiseg.models.metadata import ModelMetadata
@@ -117,7 +117,7 @@ class Predictor:
         tta: bool = False,
         scales: tuple[float, ...] = (1.0,),
         depigmented_source: str = "model",
-        colour_min_lift: float = 6.0,
+        colour_min_lift: float = MIN_LIFT,
     ) -> None:
         if depigmented_source not in DEPIGMENTED_SOURCES:
             raise ValueError(
