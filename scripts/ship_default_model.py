@@ -14,7 +14,9 @@ on a few validation patients flatters them.
 
 RUN_DIR may also be a model folder (a shipped model): its weights and training record are
 kept, and only the thresholds, lesion clean-up, provenance and evaluations are rewritten, so
-a threshold chosen after shipping ships without retraining.
+a threshold chosen after shipping ships without retraining. The folder's studies of its own
+outputs (the re-take noise, the ``uncertain_skin`` share's study) are kept while its
+thresholds and lesion clean-up stay as they were, and dropped, with a note, when they change.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ from vitiseg.models.unet import build_model
 from vitiseg.training.trainer import checkpoint_weights
 
 ROOT = Path(__file__).resolve().parents[1]
+# Evaluation records measured on the folder's own thresholded outputs, not vitiseg-eval runs.
+OUTPUT_STUDIES = ("retake_noise", "uncertain_skin_study")
 
 
 def without_machine_paths(value):
@@ -114,6 +118,18 @@ def export_last_epoch(run: Path, last_row: dict[str, str], folder: Path) -> None
     save_model_folder(
         folder, model, dataclasses.replace(metadata, training=training, validation=validation)
     )
+
+
+def kept_output_studies(before: dict, after: dict) -> dict:
+    """The folder's studies of its outputs, while thresholds and clean-up are unchanged."""
+    studies = {k: v for k, v in before.get("evaluation", {}).items() if k in OUTPUT_STUDIES}
+    unchanged = all(
+        before.get(key) == after.get(key) for key in ("thresholds", "lesion_postprocess")
+    )
+    if studies and not unchanged:
+        print(f"dropped {sorted(studies)}: measured with the old thresholds; measure them again")
+        return {}
+    return studies
 
 
 def main() -> None:
@@ -200,6 +216,10 @@ def main() -> None:
         parser.error(f"{source}: the model has no depigmented output to threshold")
     metadata["thresholds"].update(depigmented_thresholds)
     evaluations = {}
+    if is_model_folder:
+        evaluations = kept_output_studies(
+            json.loads((source / "metadata.json").read_text()), metadata
+        )
     for item in args.eval:
         name, folder = item.split("=", 1)
         summary = json.loads((Path(folder) / "summary.json").read_text())

@@ -54,6 +54,7 @@ def recipe_steps(data: Path, runs: Path, overrides: list[str]) -> list[Step]:
     both = data / "both" / "painted-train-split"
     light = data / "both" / "painted-light-train"
     scenes = data / "skin-scenes"
+    procedural = data / "procedural-train"
     web, skin = data / "vitiligo-web", data / "skin-photos"
     split, split_scenes = runs / "split.json", runs / "split-scenes.json"
 
@@ -130,10 +131,17 @@ def recipe_steps(data: Path, runs: Path, overrides: list[str]) -> list[Step]:
             + ["--split-file", str(split), "--split-out", str(split_scenes)],
             makes=(scenes / "cases.csv", split_scenes),
         ),
+        Step(
+            7,
+            "procedural photos",
+            [str(BIN / "vitiseg-synth"), "n=400", "seed=1", "lesion_label=both"]
+            + [f"out={procedural}"],
+            makes=(procedural / "truth.json",),
+        ),
         train(
             7,
             "default_model_skin_branch",
-            [web, skin, scenes, both],
+            [web, skin, scenes, both, procedural],
             runs / "stage6-last",
             "trainer.seed=2",
         ),

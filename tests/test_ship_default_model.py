@@ -77,3 +77,25 @@ def test_a_model_folder_has_no_last_epoch_to_ship(tiny_model_dir, tmp_path):
 
     assert result.returncode != 0
     assert "a model folder has no epochs" in result.stderr
+
+
+def test_the_folders_output_studies_stay_only_while_its_thresholds_do(tiny_model_dir, tmp_path):
+    metadata_path = tiny_model_dir / "metadata.json"
+    metadata = json.loads(metadata_path.read_text())
+    studies = {"retake_noise": {"improvements": [0.1]}, "uncertain_skin_study": {"val": {}}}
+    metadata["evaluation"] = {**studies, "real_val": {"mean": {}}}
+    metadata_path.write_text(json.dumps(metadata))
+    eval_dir = tmp_path / "eval"
+    eval_dir.mkdir()
+    (eval_dir / "summary.json").write_text(json.dumps({"mean": {"skin": {"dice": 0.9}}}))
+
+    kept = ship(
+        str(tiny_model_dir), "--eval", f"skin_val={eval_dir}", "--target", str(tmp_path / "a")
+    )
+    moved = ship(str(tiny_model_dir), "--lesion-threshold", "0.3", "--target", str(tmp_path / "b"))
+
+    assert kept.returncode == 0 and moved.returncode == 0, kept.stderr + moved.stderr
+    evaluation = json.loads((tmp_path / "a" / "metadata.json").read_text())["evaluation"]
+    assert evaluation == {**studies, "skin_val": {"mean": {"skin": {"dice": 0.9}}}}
+    assert json.loads((tmp_path / "b" / "metadata.json").read_text())["evaluation"] == {}
+    assert "dropped ['retake_noise', 'uncertain_skin_study']" in moved.stdout

@@ -38,6 +38,11 @@ def test_dry_run_lists_the_readme_stages_each_starting_from_the_last(tmp_path):
         maker = next(i for i, text in enumerate(lines) if f"--target {start[1]}" in text)
         assert maker < lines.index(line)
     assert f"--target {runs / 'model'}" in result.stdout
+    # stage 7's procedural photos (no split: nothing of the shared sets in them) come first
+    procedural = tmp_path / "data" / "procedural-train"
+    maker = next(i for i, text in enumerate(lines) if f"out={procedural}" in text)
+    assert "mode=painted" not in lines[maker] and "seed=1" in lines[maker]
+    assert maker < lines.index(trains[-1]) and f",{procedural}]" in trains[-1]
     assert "uncertain_skin_study.py" in lines[-1] and "--record" in lines[-1]
 
 
