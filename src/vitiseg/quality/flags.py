@@ -82,7 +82,7 @@ class QualityConfig:
         skin_ambiguous_high: Upper bound of the ambiguous skin probability band.
         max_ambiguous_skin_share: ``uncertain_skin`` when more than this share of the
             photo has an ambiguous skin probability. Chosen on the default model's training
-            skin photos (docs/model_history.md, sessions 16 and 64).
+            skin photos (docs/model_history.md, sessions 16, 64 and 71).
         min_depigmented_share: ``faint_depigmentation`` when the depigmented mask covers
             less than this share of the outlined lesion (models with a depigmented output):
             the photo's patches then average at most level 25 %.
@@ -123,7 +123,7 @@ class QualityConfig:
     max_mean_uncertainty: float = 0.1
     skin_ambiguous_low: float = 0.2
     skin_ambiguous_high: float = 0.8
-    max_ambiguous_skin_share: float = 0.13
+    max_ambiguous_skin_share: float = 0.14
     min_depigmented_share: float = 0.25
     depigmented_share_min_lesion: float = 0.001
     light_skin_min_ita: float = 41.0
