@@ -188,7 +188,8 @@ def main() -> None:
     if args.last_epoch:
         source = Path(scratch.name) / "model"
         export_last_epoch(args.run, history[-1], source)
-    metadata = json.loads((source / "metadata.json").read_text())
+    source_text = (source / "metadata.json").read_text()
+    metadata = json.loads(source_text)
     metadata["provenance"] = yaml.safe_load(args.provenance_from.read_text())["provenance"]
     if history:
         metadata["training"]["run_minutes_total"] = float(history[-1]["minutes"])
@@ -217,9 +218,7 @@ def main() -> None:
     metadata["thresholds"].update(depigmented_thresholds)
     evaluations = {}
     if is_model_folder:
-        evaluations = kept_output_studies(
-            json.loads((source / "metadata.json").read_text()), metadata
-        )
+        evaluations = kept_output_studies(json.loads(source_text), metadata)
     for item in args.eval:
         name, folder = item.split("=", 1)
         summary = json.loads((Path(folder) / "summary.json").read_text())
