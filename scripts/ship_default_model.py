@@ -31,6 +31,7 @@ from pathlib import Path
 
 import yaml
 
+from vitiseg.compare.retake import METADATA_KEY as RETAKE_NOISE_KEY
 from vitiseg.inference.postprocess import LesionPostprocess
 from vitiseg.io.atomic import write_json_atomic
 from vitiseg.models.metadata import load_metadata
@@ -40,7 +41,7 @@ from vitiseg.training.trainer import checkpoint_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 # Evaluation records measured on the folder's own thresholded outputs, not vitiseg-eval runs.
-OUTPUT_STUDIES = ("retake_noise", "uncertain_skin_study")
+OUTPUT_STUDIES = (RETAKE_NOISE_KEY, "uncertain_skin_study")
 
 
 def without_machine_paths(value):
