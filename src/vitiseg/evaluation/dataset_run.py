@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from vitiseg.data.dataset_format import Case
+from vitiseg.evaluation.annotator_agreement import annotator_agreement
 from vitiseg.evaluation.evaluate import CaseResult, evaluate_cases, summarise
 from vitiseg.evaluation.vasi_truth import VasiAgreement, load_truth, masks_vasi, vasi_agreement
 from vitiseg.inference.predictor import Predictor
@@ -59,6 +60,12 @@ def evaluate_dataset(
     evaluated = [case for case in cases if case.case_id in evaluated_ids]
     summary = summarise(results)
     summary["skipped_cases"] = [{"case_id": c.case_id, "problem": why} for c, why in skipped]
+    scores_by_kind = {
+        "lesion": {result.case_id: result.lesion for result in results},
+        "skin": {result.case_id: result.skin for result in results},
+    }
+    if agreement_by_kind := annotator_agreement(evaluated, scores_by_kind):
+        summary["annotator_agreement"] = agreement_by_kind
     agreement = None
     if truth is not None:
         agreement = vasi_agreement(evaluated, truth, vasi_config, model_vasi)

@@ -367,6 +367,13 @@ def markdown_table(summary: dict[str, Any]) -> str:
             f"{skin_dice} | {percentage_points(affected.get('mae'))} |"
             + (f" {fmt(depigmented)} |" if with_depigmented else "")
         )
+    for kind, block in (summary.get("annotator_agreement") or {}).items():
+        lines.append(
+            f"\n{kind.capitalize()} on the {block['photos']} photo(s) annotated more than once "
+            f"({block['cases']} cases): annotators agree at Dice {block['annotator_dice']:.3f}, "
+            f"the model scores {block['model_dice']:.3f} against them "
+            f"({block['model_minus_annotator']:+.3f})."
+        )
     skipped = summary.get("skipped_cases") or []
     if skipped:
         lines.append(f"\nSkipped (not in any figure above): {len(skipped)} case(s)")

@@ -1,0 +1,124 @@
+"""The model's Dice beside a second annotator's, on photos a set holds more than once.
+
+A Dice target on hand-drawn outlines only means something next to what people reach: on
+photos annotated twice, one annotator's mask scored against the other's is the figure a
+model cannot be expected to beat. ``vitiligo-web`` holds 11 photos as byte-identical
+copies with masks by different people; the evaluation finds such copies in any set and
+reports, over the same photos, both annotators' agreement and the model's Dice.
+
+Pairs where both masks are empty are left out (nothing was drawn, so nothing was agreed on);
+every other pair follows the evaluation's empty-mask policy. Each repeated photo weighs
+the same, however many times it was annotated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vitiseg.data.dataset_format import Case
+from vitiseg.io.images import read_mask
+from vitiseg.metrics.segmentation import MaskScores, score_masks
+
+# The outputs whose masks a person draws; the depigmented masks come from generators.
+ANNOTATED_KINDS = ("lesion", "skin")
+
+
+def _digest(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def repeated_photos(cases: Sequence[Case]) -> list[list[Case]]:
+    """Groups of two or more cases whose image files are byte-identical, in case order.
+
+    Files are hashed only when another file has the same size, so a large set of distinct
+    photos is not read twice."""
+    by_size: dict[int, list[Case]] = defaultdict(list)
+    for case in cases:
+        by_size[case.image_path.stat().st_size].append(case)
+    groups: list[list[Case]] = []
+    for same_size in by_size.values():
+        if len(same_size) < 2:
+            continue
+        by_digest: dict[str, list[Case]] = defaultdict(list)
+        for case in same_size:
+            by_digest[_digest(case.image_path)].append(case)
+        groups += [group for group in by_digest.values() if len(group) > 1]
+    order = {case.case_id: index for index, case in enumerate(cases)}
+    return sorted(groups, key=lambda group: order[group[0].case_id])
+
+
+def _annotated_mask(case: Case, kind: str) -> np.ndarray | None:
+    """The case's mask of ``kind`` as evaluation scores it (skin includes the lesions)."""
+    path = case.mask_path(kind)
+    if path is None:
+        return None
+    mask = read_mask(path)
+    lesion_path = case.mask_path("lesion")
+    if kind == "skin" and lesion_path is not None:
+        mask = mask | read_mask(lesion_path)
+    return mask
+
+
+def agreement_of_kind(
+    groups: Sequence[Sequence[Case]],
+    model_scores: Mapping[str, MaskScores | None],
+    kind: str,
+) -> dict[str, Any] | None:
+    """Annotators' and the model's mean Dice over the repeated photos annotated with
+    ``kind`` (None when none is). ``model_scores``: case_id -> the model's scores of that
+    output against the case's own mask."""
+    photos = []
+    for group in groups:
+        masks = {case.case_id: _annotated_mask(case, kind) for case in group}
+        masks = {case_id: mask for case_id, mask in masks.items() if mask is not None}
+        pairs = [
+            (a, b) for a, b in itertools.combinations(masks, 2) if masks[a].any() or masks[b].any()
+        ]
+        model = {c: s.dice for c in masks if (s := model_scores.get(c)) is not None}
+        if not pairs or len(model) < 2:
+            continue
+        # Dice is symmetric, so one score per pair; HD95 is not needed here.
+        annotators = [score_masks(masks[a], masks[b], with_hd95=False).dice for a, b in pairs]
+        photos.append(
+            {
+                "case_ids": list(masks),
+                "annotator_dice": float(np.mean(annotators)),
+                "annotator_pairs": len(pairs),
+                "model_dice": float(np.mean(list(model.values()))),
+            }
+        )
+    if not photos:
+        return None
+    annotator = float(np.mean([p["annotator_dice"] for p in photos]))
+    model = float(np.mean([p["model_dice"] for p in photos]))
+    return {
+        "photos": len(photos),
+        "cases": sum(len(p["case_ids"]) for p in photos),
+        "annotator_dice": annotator,
+        "model_dice": model,
+        "model_minus_annotator": model - annotator,
+        "per_photo": photos,
+    }
+
+
+def annotator_agreement(
+    cases: Sequence[Case], scores_by_kind: Mapping[str, Mapping[str, MaskScores | None]]
+) -> dict[str, Any]:
+    """Per annotated kind with repeated photos, :func:`agreement_of_kind`; {} when the
+    set holds no photo twice."""
+    groups = repeated_photos(cases)
+    if not groups:
+        return {}
+    found = {
+        kind: agreement_of_kind(groups, scores_by_kind.get(kind, {}), kind)
+        for kind in ANNOTATED_KINDS
+    }
+    return {kind: block for kind, block in found.items() if block is not None}
