@@ -34,6 +34,7 @@ from pathlib import Path
 
 from vitiseg.data.dataset_format import load_dataset
 from vitiseg.data.splits import load_split, patient_folds, save_split
+from vitiseg.evaluation.annotator_agreement import annotator_agreement
 from vitiseg.evaluation.evaluate import evaluate_cases, markdown_table, summarise
 from vitiseg.inference.postprocess import LesionPostprocess
 from vitiseg.inference.predictor import Predictor, TorchBackend
@@ -118,12 +119,17 @@ def evaluate(
     runs: list[Path], dataset: Path, out: Path | None, lesion_postprocess: dict | None = None
 ) -> None:
     cases = {c.case_id: c for c in load_dataset(dataset)}
-    results = []
+    results, validated = [], []
     for run in runs:
         val_ids = load_split(run / "split.json")[dataset.name]["val"]
         predictor = last_epoch_predictor(run, lesion_postprocess)
+        validated += [cases[i] for i in val_ids]
         results += evaluate_cases(predictor, [cases[i] for i in val_ids])
     pooled = summarise(results)
+    # Every photo scored by a model that never saw it, so the comparison is fair on all of
+    # the set's repeated photos (a patient's copies share a fold).
+    if agreement := annotator_agreement(validated, results):
+        pooled["annotator_agreement"] = agreement
     print(markdown_table(pooled), end="")
     if out:
         record = {"runs": [str(r) for r in runs], "lesion_postprocess": lesion_postprocess}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -74,8 +75,9 @@ def test_agreement_compares_annotators_and_model_on_the_same_photos(tmp_path):
     assert block["per_photo"][0]["case_ids"] == ["a", "b"]
     # No skin masks: no skin block; a set without repeated photos: nothing at all.
     assert agreement_of_kind(repeated_photos(cases), {}, "skin") is None
-    assert set(annotator_agreement(cases, {"lesion": model})) == {"lesion"}
-    assert annotator_agreement(cases[4:], {"lesion": model}) == {}
+    results = [SimpleNamespace(case_id=c, lesion=s, skin=None) for c, s in model.items()]
+    assert set(annotator_agreement(cases, results)) == {"lesion"}
+    assert annotator_agreement(cases[4:], results) == {}
 
 
 def test_each_repeated_photo_weighs_the_same(tmp_path):

@@ -6,6 +6,7 @@ import csv
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -1107,6 +1108,9 @@ def test_checkpoint_weights_are_the_validated_average(tmp_path):
 
 def test_cross_validation_script_pools_every_folds_last_epoch(tmp_path):
     dataset = make_tiny_dataset(tmp_path / "d", n_cases=8)  # 4 patients
+    # The first patient's two cases become one photo annotated twice.
+    images = sorted((dataset / "images").glob("*.png"))
+    shutil.copyfile(images[0], images[1])
     script = Path(__file__).parents[1] / "scripts" / "cross_validate.py"
     folds = tmp_path / "folds"
     subprocess.run(
@@ -1131,6 +1135,11 @@ def test_cross_validation_script_pools_every_folds_last_epoch(tmp_path):
     assert sorted(c["case_id"] for c in pooled["cases"]) == [f"case{i:02d}" for i in range(8)]
     assert pooled["mean"]["n_patients"] == 4
     assert "ci95_by_patient" in pooled["mean"]
+    # The photo annotated twice: both copies scored by the fold that never saw them.
+    repeated = pooled["annotator_agreement"]["lesion"]
+    assert repeated["per_photo"][0]["case_ids"] == ["case00", "case01"]
+    dice = {c["case_id"]: c["lesion"]["dice"] for c in pooled["cases"]}
+    assert repeated["model_dice"] == pytest.approx((dice["case00"] + dice["case01"]) / 2)
     # The same folds scored with another lesion clean-up; a bad one is refused by name.
     evaluate = [
         sys.executable,

@@ -109,16 +109,15 @@ def agreement_of_kind(
     }
 
 
-def annotator_agreement(
-    cases: Sequence[Case], scores_by_kind: Mapping[str, Mapping[str, MaskScores | None]]
-) -> dict[str, Any]:
+def annotator_agreement(cases: Sequence[Case], results: Sequence[Any]) -> dict[str, Any]:
     """Per annotated kind with repeated photos, :func:`agreement_of_kind`; {} when the
-    set holds no photo twice."""
+    set holds no photo twice. ``results``: the evaluation's per-case results (anything
+    with ``case_id`` and a ``lesion`` and ``skin`` score, as ``CaseResult``)."""
     groups = repeated_photos(cases)
     if not groups:
         return {}
     found = {
-        kind: agreement_of_kind(groups, scores_by_kind.get(kind, {}), kind)
+        kind: agreement_of_kind(groups, {r.case_id: getattr(r, kind) for r in results}, kind)
         for kind in ANNOTATED_KINDS
     }
     return {kind: block for kind, block in found.items() if block is not None}

@@ -60,11 +60,7 @@ def evaluate_dataset(
     evaluated = [case for case in cases if case.case_id in evaluated_ids]
     summary = summarise(results)
     summary["skipped_cases"] = [{"case_id": c.case_id, "problem": why} for c, why in skipped]
-    scores_by_kind = {
-        "lesion": {result.case_id: result.lesion for result in results},
-        "skin": {result.case_id: result.skin for result in results},
-    }
-    if agreement_by_kind := annotator_agreement(evaluated, scores_by_kind):
+    if agreement_by_kind := annotator_agreement(evaluated, results):
         summary["annotator_agreement"] = agreement_by_kind
     agreement = None
     if truth is not None:
