@@ -16,7 +16,8 @@ the mean over all validation cases.
         # scores them with another lesion clean-up (inference.postprocess.LesionPostprocess)
 
 ``evaluate`` pools the per-photo scores of all folds and gives the mean lesion Dice over all
-patients with a 95 % patient-bootstrap interval.
+patients with a 95 % patient-bootstrap interval, and, on photos the set holds more than once,
+the annotators' Dice beside the model's (``annotator_agreement``).
 
 ``--base-split`` keeps the other datasets' splits (for example skin-photos) as they were in
 an earlier run, so only the named dataset's patients rotate.
