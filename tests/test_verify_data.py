@@ -234,6 +234,18 @@ def test_patient_in_two_splits(dataset: Path) -> None:
     assert "patient 'p0' is in 2 splits (train, val)" in problem.message
 
 
+def test_the_same_photo_under_two_patients(dataset: Path) -> None:
+    # c0 (patient p0) copied as c2 (patient p1): a split could put a copy on each side.
+    (dataset / "images" / "c2.png").write_bytes((dataset / "images" / "c0.png").read_bytes())
+    problem = _only_problem(dataset)
+    assert problem.path == dataset / "cases.csv"
+    assert "cases 'c0', 'c2' are the same photo" in problem.message
+    assert "patients 'p0', 'p1'" in problem.message
+    # Under one patient the copies are fine (a photo annotated twice).
+    _set_row(dataset, "c2", patient_id="p0", split="train")
+    assert verify_dataset(dataset, DEFAULT_REGIONS).problems == []
+
+
 def test_unknown_region(dataset: Path) -> None:
     _set_row(dataset, "c1", region="elbow")
     problem = _only_problem(dataset)

@@ -21,6 +21,7 @@ from vitiseg.data.dataset_format import (
     DatasetFormatError,
     read_cases_csv,
 )
+from vitiseg.data.identical_files import identical_file_groups
 from vitiseg.io.images import IMAGE_SUFFIXES, ImageReadError, read_mask_raw, read_rgb
 
 logger = logging.getLogger(__name__)
@@ -323,6 +324,29 @@ def _patients_in_several_splits(
     ]
 
 
+def _identical_photos_of_several_patients(
+    cases: dict[str, dict[str, str]], images: dict[str, list[Path]], cases_path: Path
+) -> list[Problem]:
+    """The same photo (identical files) under two patient ids: a patient-grouped split
+    could put one copy in training and the other in validation."""
+    with_image = [case_id for case_id in cases if case_id in images]
+    groups = identical_file_groups([images[case_id][0] for case_id in with_image])
+    problems = []
+    for group in groups:
+        ids = [with_image[index] for index in group]
+        patients = sorted({cases[case_id]["patient_id"] for case_id in ids})
+        if len(patients) > 1:
+            problems.append(
+                Problem(
+                    cases_path,
+                    f"cases {', '.join(map(repr, ids))} are the same photo (identical image "
+                    f"files) under patients {', '.join(map(repr, patients))}; give them one "
+                    "patient_id, or a split may put a copy on each side",
+                )
+            )
+    return problems
+
+
 def verify_dataset(
     root: str | Path,
     allowed_regions: Iterable[str] = DEFAULT_REGIONS,
@@ -336,7 +360,8 @@ def verify_dataset(
     one case id; unreadable or truncated images; masks that are unreadable, not
     single-channel 8-bit, not binary (0 plus one foreground value), a different size from
     their image, or without a case (stray); lesion pixels outside the case's skin mask;
-    one patient in two splits; unknown regions; non-positive ``pixels_per_cm``;
+    one patient in two splits; the same photo (identical image files) under two patients;
+    unknown regions; non-positive ``pixels_per_cm``;
     Fitzpatrick types outside 1-6.
 
     Args:
@@ -377,6 +402,7 @@ def verify_dataset(
         for kind in present:
             mask_counts[kind] += 1
     problems.extend(_patients_in_several_splits(cases, cases_path))
+    problems.extend(_identical_photos_of_several_patients(cases, images, cases_path))
 
     counts = VerifyCounts(
         cases=len(with_image),

@@ -13,16 +13,14 @@ the same, however many times it was annotated.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from vitiseg.data.dataset_format import Case
+from vitiseg.data.identical_files import identical_file_groups
 from vitiseg.io.images import read_mask
 from vitiseg.metrics.segmentation import MaskScores, score_masks
 
@@ -30,29 +28,10 @@ from vitiseg.metrics.segmentation import MaskScores, score_masks
 ANNOTATED_KINDS = ("lesion", "skin")
 
 
-def _digest(path: Path) -> str:
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
 def repeated_photos(cases: Sequence[Case]) -> list[list[Case]]:
-    """Groups of two or more cases whose image files are byte-identical, in case order.
-
-    Files are hashed only when another file has the same size, so a large set of distinct
-    photos is not read twice."""
-    by_size: dict[int, list[Case]] = defaultdict(list)
-    for case in cases:
-        by_size[case.image_path.stat().st_size].append(case)
-    groups: list[list[Case]] = []
-    for same_size in by_size.values():
-        if len(same_size) < 2:
-            continue
-        by_digest: dict[str, list[Case]] = defaultdict(list)
-        for case in same_size:
-            by_digest[_digest(case.image_path)].append(case)
-        groups += [group for group in by_digest.values() if len(group) > 1]
-    order = {case.case_id: index for index, case in enumerate(cases)}
-    return sorted(groups, key=lambda group: order[group[0].case_id])
+    """Groups of two or more cases whose image files are byte-identical, in case order."""
+    groups = identical_file_groups([case.image_path for case in cases])
+    return [[cases[index] for index in group] for group in groups]
 
 
 def _annotated_mask(case: Case, kind: str) -> np.ndarray | None:
