@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 from vitiseg.io.atomic import write_text_atomic
+from vitiseg.report.accuracy import measured_accuracy
 from vitiseg.report.overlay import LEGEND
 
 DISCLAIMER = (
@@ -340,6 +341,15 @@ def render_report(
         _photo_rows(photos, descriptions),
         "</tbody></table>",
     ]
+    accuracy = measured_accuracy((run.get("model") or {}).get("evaluation"))
+    if accuracy:
+        parts += [
+            "<h2>How accurate this model was measured to be</h2>",
+            "<p class='muted'>From the model folder's own evaluations (vitiseg-eval). Photos "
+            "unlike these, and flagged photos, may score worse.</p><ul>",
+            *(f"<li>{_e(sentence)}</li>" for sentence in accuracy),
+            "</ul>",
+        ]
     if descriptions:
         parts.append("<h2>Quality flags</h2><ul>")
         parts += [f"<li><b>{_e(name)}</b>: {_e(text)}</li>" for name, text in descriptions.items()]
