@@ -428,7 +428,14 @@ def test_comparison_outputs_carry_the_disclaimer_model_and_settings(tmp_path):
     from vitiseg.report import DISCLAIMER
 
     class Predictor:
-        metadata = type("Metadata", (), {"model_id": "net-<1>"})()
+        metadata = type(
+            "Metadata",
+            (),
+            {
+                "model_id": "net-<1>",
+                "evaluation": {"<i>mine</i>": {"mean": {"n_cases": 3, "skin": {"dice": 0.9}}}},
+            },
+        )()
 
         def segment(self, rgb):
             return _lightness_segmenter(rgb)
@@ -452,6 +459,9 @@ def test_comparison_outputs_carry_the_disclaimer_model_and_settings(tmp_path):
     assert pair["provenance"]["config"]["segment_aligned"] is True
     report = (tmp_path / "out" / "report.html").read_text()
     assert "Research use only" in report and "net-&lt;1&gt;" in report and "net-<1>" not in report
+    # How accurate the model was measured to be, from its folder's evaluations, escaped.
+    assert summary["provenance"]["measured_accuracy"] == ["<i>mine</i>, 3 photos: skin Dice 0.90"]
+    assert "&lt;i&gt;mine&lt;/i&gt;, 3 photos: skin Dice 0.90" in report and "<i>" not in report
 
 
 def test_manifest_problems_are_named(tmp_path):

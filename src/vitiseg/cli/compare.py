@@ -29,6 +29,7 @@ from vitiseg.compare.retake import COMPARED_SETTINGS, RetakeNoise, retake_noise_
 from vitiseg.io.images import ImageReadError, read_rgb
 from vitiseg.paths import default_model_dir
 from vitiseg.report import DISCLAIMER
+from vitiseg.report.accuracy import measured_accuracy
 from vitiseg.vasi import load_vasi_config
 
 log = logging.getLogger(__name__)
@@ -103,14 +104,15 @@ def model_retake_noise(cfg: DictConfig, segment: Segmenter) -> RetakeNoise | Non
 
 
 def comparison_provenance(cfg: DictConfig, segment: Segmenter) -> dict:
-    """What made a comparison: the research-use disclaimer, the model (id, folder), the
-    package version and the whole resolved command configuration (the quality thresholds
-    the comparison used are added beside it)."""
+    """What made a comparison: the research-use disclaimer, the model (id, folder, how
+    accurate it was measured to be), the package version and the whole resolved command
+    configuration (the quality thresholds the comparison used are added beside it)."""
     metadata = _segmenter_metadata(segment)
     return {
         "disclaimer": DISCLAIMER,
         "model_id": getattr(metadata, "model_id", None),
         "model_folder": str(model_folder(cfg.checkpoint)),
+        "measured_accuracy": measured_accuracy(getattr(metadata, "evaluation", None)),
         "vitiseg_version": __version__,
         "config": OmegaConf.to_container(cfg, resolve=True),
     }

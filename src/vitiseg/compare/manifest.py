@@ -756,6 +756,12 @@ def manifest_report_html(
             f"{esc(str(provenance.get('vitiseg_version', '?')))}; the settings are in "
             "comparison.json (<code>provenance</code>).</p>"
         )
+        if accuracy := provenance.get("measured_accuracy"):
+            made_by += (
+                "<p>How accurate the model was measured to be:</p><ul>"
+                + "".join(f"<li>{esc(str(sentence))}</li>" for sentence in accuracy)
+                + "</ul>"
+            )
     patient_rows = []
     for patient in result.patients:
         row = patient_row(patient)
