@@ -19,6 +19,11 @@ the mean over all validation cases.
 patients with a 95 % patient-bootstrap interval, and, on photos the set holds more than once,
 the annotators' Dice beside the model's (``annotator_agreement``).
 
+``pool`` joins ``vitiseg-eval`` summaries of several folds (each fold's model on its own
+validation photos, with any inference), for recipes whose folds end in a model folder:
+
+    python scripts/cross_validate.py pool EVAL_F0/summary.json EVAL_F1/summary.json ... [--out F]
+
 ``--base-split`` keeps the other datasets' splits (for example skin-photos) as they were in
 an earlier run, so only the named dataset's patients rotate.
 """
@@ -40,6 +45,7 @@ from vitiseg.evaluation.evaluate import evaluate_cases, markdown_table, summaris
 from vitiseg.inference.postprocess import LesionPostprocess
 from vitiseg.inference.predictor import Predictor, TorchBackend
 from vitiseg.io.atomic import write_json_atomic
+from vitiseg.metrics.confidence import patient_bootstrap_ci
 from vitiseg.models.metadata import load_metadata
 from vitiseg.models.unet import build_model
 from vitiseg.training.trainer import checkpoint_weights
@@ -137,6 +143,71 @@ def evaluate(
         write_json_atomic(out, {**record, **pooled})
 
 
+def pool_summaries(summaries: dict[str, dict]) -> dict:
+    """Lesion Dice over the cases of several folds' summaries (patient-bootstrap interval),
+    and their photos annotated more than once joined. A case in two summaries is refused:
+    folds validate disjoint patients."""
+    seen: dict[str, str] = {}
+    dice, patients = [], []
+    for name, summary in summaries.items():
+        for case in summary["cases"]:
+            if case["case_id"] in seen:
+                raise ValueError(
+                    f"{name}: case {case['case_id']!r} is also in {seen[case['case_id']]}; "
+                    "folds must validate different patients"
+                )
+            seen[case["case_id"]] = name
+            dice.append((case.get("lesion") or {}).get("dice"))
+            patients.append(case["patient_id"])
+    kept = [value for value in dice if value is not None]
+    interval = patient_bootstrap_ci(dice, patients)
+    pooled = {
+        "summaries": list(summaries),
+        "n_cases": len(dice),
+        "n_patients": len(set(patients)),
+        "lesion_dice": math.fsum(kept) / len(kept) if kept else None,
+        "lesion_dice_ci95_by_patient": list(interval) if interval else None,
+    }
+    photos = [
+        photo
+        for summary in summaries.values()
+        for photo in ((summary.get("annotator_agreement") or {}).get("lesion") or {}).get(
+            "per_photo", []
+        )
+    ]
+    if photos:
+        annotator = math.fsum(p["annotator_dice"] for p in photos) / len(photos)
+        model = math.fsum(p["model_dice"] for p in photos) / len(photos)
+        pooled["annotator_agreement"] = {
+            "lesion": {
+                "photos": len(photos),
+                "cases": sum(len(p["case_ids"]) for p in photos),
+                "annotator_dice": annotator,
+                "model_dice": model,
+                "model_minus_annotator": model - annotator,
+                "per_photo": photos,
+            }
+        }
+    return pooled
+
+
+def pool(paths: list[Path], out: Path | None) -> None:
+    pooled = pool_summaries({str(path): json.loads(path.read_text()) for path in paths})
+    interval = pooled["lesion_dice_ci95_by_patient"]
+    print(
+        f"{pooled['n_cases']} cases of {pooled['n_patients']} patients: lesion Dice "
+        f"{pooled['lesion_dice']:.3f}"
+        + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
+    )
+    if block := (pooled.get("annotator_agreement") or {}).get("lesion"):
+        print(
+            f"{block['photos']} photo(s) annotated more than once: annotators "
+            f"{block['annotator_dice']:.3f}, model {block['model_dice']:.3f}"
+        )
+    if out:
+        write_json_atomic(out, pooled)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -159,8 +230,13 @@ def main() -> int:
         default=None,
         help="JSON lesion clean-up in place of the runs' own, e.g. '{\"colour_iterations\": 3}'",
     )
+    joined = commands.add_parser("pool")
+    joined.add_argument("summaries", type=Path, nargs="+", help="vitiseg-eval summary.json files")
+    joined.add_argument("--out", type=Path)
     args = parser.parse_args()
-    if args.command == "folds":
+    if args.command == "pool":
+        pool(args.summaries, args.out)
+    elif args.command == "folds":
         write_folds(args.dataset, args.k, args.seed, args.base_split, args.out)
     elif args.command == "summary":
         summary(args.runs, args.dataset)

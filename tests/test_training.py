@@ -1496,3 +1496,39 @@ def test_evaluation_summary_compares_flagged_with_unflagged_cases():
     assert summary["cases"][2]["quality_flags"] == ["light_skin"]
     assert "affected-fraction MAE, pp |" in table.splitlines()[0]
     assert "| – |" in table  # no affected-fraction truth here: shown as missing, not as 0
+
+
+def _cross_validate_module():
+    import importlib.util
+
+    path = Path(__file__).parents[1] / "scripts" / "cross_validate.py"
+    spec = importlib.util.spec_from_file_location("cross_validate", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_pooled_fold_summaries_weigh_every_case_and_join_repeated_photos(tmp_path):
+    pool_summaries = _cross_validate_module().pool_summaries
+
+    def case(case_id, patient, dice):
+        return {"case_id": case_id, "patient_id": patient, "lesion": {"dice": dice}}
+
+    def photo(ids, annotators, model):
+        return {"case_ids": ids, "annotator_dice": annotators, "model_dice": model}
+
+    fold0 = {
+        "cases": [case("a1", "a", 0.8), case("a2", "a", 0.6), case("b1", "b", 0.1)],
+        "annotator_agreement": {"lesion": {"per_photo": [photo(["a1", "a2"], 0.9, 0.7)]}},
+    }
+    fold1 = {"cases": [case("c1", "c", 0.5), case("d1", "d", None)]}  # d: not annotated
+    pooled = pool_summaries({"f0": fold0, "f1": fold1})
+    assert (pooled["n_cases"], pooled["n_patients"]) == (5, 4)
+    assert pooled["lesion_dice"] == pytest.approx((0.8 + 0.6 + 0.1 + 0.5) / 4)
+    low, high = pooled["lesion_dice_ci95_by_patient"]
+    assert low < pooled["lesion_dice"] < high
+    block = pooled["annotator_agreement"]["lesion"]
+    assert (block["photos"], block["cases"]) == (1, 2)
+    assert block["model_minus_annotator"] == pytest.approx(-0.2)
+    with pytest.raises(ValueError, match="case 'c1' is also in f1"):
+        pool_summaries({"f1": fold1, "f2": {"cases": [case("c1", "c", 0.5)]}})
