@@ -40,7 +40,10 @@ from pathlib import Path
 
 from vitiseg.data.dataset_format import load_dataset
 from vitiseg.data.splits import load_split, patient_folds, save_split
-from vitiseg.evaluation.annotator_agreement import annotator_agreement
+from vitiseg.evaluation.annotator_agreement import (
+    agreement_over_photos,
+    annotator_agreement,
+)
 from vitiseg.evaluation.evaluate import evaluate_cases, markdown_table, summarise
 from vitiseg.inference.postprocess import LesionPostprocess
 from vitiseg.inference.predictor import Predictor, TorchBackend
@@ -176,18 +179,7 @@ def pool_summaries(summaries: dict[str, dict]) -> dict:
         )
     ]
     if photos:
-        annotator = math.fsum(p["annotator_dice"] for p in photos) / len(photos)
-        model = math.fsum(p["model_dice"] for p in photos) / len(photos)
-        pooled["annotator_agreement"] = {
-            "lesion": {
-                "photos": len(photos),
-                "cases": sum(len(p["case_ids"]) for p in photos),
-                "annotator_dice": annotator,
-                "model_dice": model,
-                "model_minus_annotator": model - annotator,
-                "per_photo": photos,
-            }
-        }
+        pooled["annotator_agreement"] = {"lesion": agreement_over_photos(photos)}
     return pooled
 
 

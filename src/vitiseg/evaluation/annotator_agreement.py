@@ -74,8 +74,12 @@ def agreement_of_kind(
                 "model_dice": float(np.mean(list(model.values()))),
             }
         )
-    if not photos:
-        return None
+    return agreement_over_photos(photos) if photos else None
+
+
+def agreement_over_photos(photos: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The block of :func:`agreement_of_kind` from its ``per_photo`` entries (also for
+    entries joined from several evaluations)."""
     annotator = float(np.mean([p["annotator_dice"] for p in photos]))
     model = float(np.mean([p["model_dice"] for p in photos]))
     return {
@@ -84,7 +88,7 @@ def agreement_of_kind(
         "annotator_dice": annotator,
         "model_dice": model,
         "model_minus_annotator": model - annotator,
-        "per_photo": photos,
+        "per_photo": list(photos),
     }
 
 
