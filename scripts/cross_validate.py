@@ -133,8 +133,9 @@ def evaluate(
     for run in runs:
         val_ids = load_split(run / "split.json")[dataset.name]["val"]
         predictor = last_epoch_predictor(run, lesion_postprocess)
-        validated += [cases[i] for i in val_ids]
-        results += evaluate_cases(predictor, [cases[i] for i in val_ids])
+        fold_cases = [cases[i] for i in val_ids]
+        validated += fold_cases
+        results += evaluate_cases(predictor, fold_cases)
     pooled = summarise(results)
     # Every photo scored by a model that never saw it, so the comparison is fair on all of
     # the set's repeated photos (a patient's copies share a fold).
