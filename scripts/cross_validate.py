@@ -24,6 +24,10 @@ validation photos, with any inference), for recipes whose folds end in a model f
 
     python scripts/cross_validate.py pool EVAL_F0/summary.json EVAL_F1/summary.json ... [--out F]
 
+F is shaped as an evaluation summary's means; `ship_default_model.py --recipe-cv F` puts it in
+the model folder, and the scoring report then states what the recipe scored on patients it
+never saw beside the shipped model's own figures.
+
 ``--base-split`` keeps the other datasets' splits (for example skin-photos) as they were in
 an earlier run, so only the named dataset's patients rotate.
 """
@@ -149,10 +153,11 @@ def evaluate(
 
 def pool_summaries(summaries: dict[str, dict]) -> dict:
     """Lesion Dice over the cases of several folds' summaries (patient-bootstrap interval),
-    and their photos annotated more than once joined. A case in two summaries is refused:
-    folds validate disjoint patients."""
+    and their photos annotated more than once joined, shaped as a ``vitiseg-eval`` summary's
+    means so a model folder can carry it as an evaluation (``ship_default_model.py
+    --recipe-cv``). A case in two summaries is refused: folds validate disjoint patients."""
     seen: dict[str, str] = {}
-    dice, patients = [], []
+    lesions, patients = [], []
     for name, summary in summaries.items():
         for case in summary["cases"]:
             if case["case_id"] in seen:
@@ -161,17 +166,17 @@ def pool_summaries(summaries: dict[str, dict]) -> dict:
                     "folds must validate different patients"
                 )
             seen[case["case_id"]] = name
-            dice.append((case.get("lesion") or {}).get("dice"))
+            lesions.append(case.get("lesion") or {})
             patients.append(case["patient_id"])
-    kept = [value for value in dice if value is not None]
-    interval = patient_bootstrap_ci(dice, patients)
-    pooled = {
-        "summaries": list(summaries),
-        "n_cases": len(dice),
-        "n_patients": len(set(patients)),
-        "lesion_dice": math.fsum(kept) / len(kept) if kept else None,
-        "lesion_dice_ci95_by_patient": list(interval) if interval else None,
-    }
+    mean = {"n_cases": len(lesions), "n_patients": len(set(patients)), "ci95_by_patient": {}}
+    # As vitiseg-eval: all annotated photos, and those whose truth holds a lesion.
+    for key, keep in (("lesion", lambda _: True), ("lesion_nonempty", _has_lesion)):
+        dice = [lesion.get("dice") if keep(lesion) else None for lesion in lesions]
+        kept = [value for value in dice if value is not None]
+        mean[key] = {"dice": math.fsum(kept) / len(kept) if kept else None, "dice_n": len(kept)}
+        interval = patient_bootstrap_ci(dice, patients)
+        mean["ci95_by_patient"][f"{key}_dice"] = list(interval) if interval else None
+    pooled = {"summaries": list(summaries), "folds": len(summaries), "mean": mean}
     photos = [
         photo
         for summary in summaries.values()
@@ -184,12 +189,18 @@ def pool_summaries(summaries: dict[str, dict]) -> dict:
     return pooled
 
 
+def _has_lesion(lesion: dict) -> bool:
+    return lesion.get("truth_px", 0) > 0
+
+
 def pool(paths: list[Path], out: Path | None) -> None:
     pooled = pool_summaries({str(path): json.loads(path.read_text()) for path in paths})
-    interval = pooled["lesion_dice_ci95_by_patient"]
+    mean = pooled["mean"]
+    interval = mean["ci95_by_patient"]["lesion_nonempty_dice"]
     print(
-        f"{pooled['n_cases']} cases of {pooled['n_patients']} patients: lesion Dice "
-        f"{pooled['lesion_dice']:.3f}"
+        f"{mean['n_cases']} cases of {mean['n_patients']} patients, "
+        f"{mean['lesion_nonempty']['dice_n']} with a lesion: lesion Dice "
+        f"{mean['lesion_nonempty']['dice']:.3f}"
         + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
     )
     if block := (pooled.get("annotator_agreement") or {}).get("lesion"):

@@ -3,14 +3,17 @@
 
     python scripts/ship_default_model.py RUN_DIR --eval NAME=EVAL_DIR [--eval ...] \
         [--pretrain PRETRAIN_RUN_DIR] [--provenance-from configs/experiment/default_model.yaml] \
-        [--last-epoch]
+        [--last-epoch] [--recipe-cv POOLED.json]
 
 The weights are copied unchanged (the model id stays the hash of the weights); the
 metadata gains the provenance text, the run's training time and the evaluation summaries
 (means and strata, not per-case rows) measured by vitiseg-eval. ``--last-epoch`` ships the
 run's last epoch (``checkpoints/last.pt``) instead of its best-on-validation export, with
 that epoch's validation figures: cross-validation measures last epochs, and an epoch picked
-on a few validation patients flatters them.
+on a few validation patients flatters them. ``--recipe-cv`` adds, as the evaluation
+``recipe_cv``, what the same recipe scored when trained again on cross-validation folds, on
+each fold's own validation patients (``scripts/cross_validate.py pool ... --out``): other
+weights, but the figure nearest to what a new clinic's patients will see.
 
 RUN_DIR may also be a model folder (a shipped model): its weights and training record are
 kept, and only the thresholds, lesion clean-up, provenance and evaluations are rewritten, so
@@ -37,6 +40,7 @@ from vitiseg.io.atomic import write_json_atomic
 from vitiseg.models.metadata import load_metadata
 from vitiseg.models.model_folder import save_model_folder
 from vitiseg.models.unet import build_model
+from vitiseg.report.accuracy import RECIPE_CV_KEY
 from vitiseg.training.trainer import checkpoint_weights
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -172,6 +176,12 @@ def main() -> None:
         default=None,
         help="hysteresis seed chosen by scripts/depigmented_threshold_study.py --seeds",
     )
+    parser.add_argument(
+        "--recipe-cv",
+        type=Path,
+        default=None,
+        help="the recipe's cross-validation folds pooled (scripts/cross_validate.py pool --out)",
+    )
     parser.add_argument("--target", type=Path, default=ROOT / "models" / "default")
     parser.add_argument(
         "--last-epoch",
@@ -224,6 +234,13 @@ def main() -> None:
         name, folder = item.split("=", 1)
         summary = json.loads((Path(folder) / "summary.json").read_text())
         evaluations[name] = {k: v for k, v in summary.items() if k != "cases"}
+    if args.recipe_cv is not None:
+        # Placed after real_val, so reports read the two real-photo figures together.
+        names = list(evaluations)
+        at = names.index("real_val") + 1 if "real_val" in names else len(names)
+        pooled = (RECIPE_CV_KEY, json.loads(args.recipe_cv.read_text()))
+        items = list(evaluations.items())
+        evaluations = dict(items[:at] + [pooled] + items[at:])
     metadata["evaluation"] = evaluations
     args.target.mkdir(parents=True, exist_ok=True)
     weights = args.target / "weights.safetensors"

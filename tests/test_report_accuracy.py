@@ -59,6 +59,18 @@ def test_each_evaluation_with_means_becomes_one_sentence():
     assert measured_accuracy(None) == [] and measured_accuracy({"x": {"mean": {}}}) == []
 
 
+def test_the_recipes_cross_validation_is_not_read_as_this_models_own_figure():
+    cross_validation = {**REAL, "folds": 2, "mean": {**REAL["mean"], "n_cases": 64}}
+
+    (sentence,) = measured_accuracy({"recipe_cv": cross_validation})
+
+    assert sentence.startswith(
+        "real vitiligo photos of patients outside training, scored by the same recipe trained "
+        "again without them (2 cross-validation fold(s), other weights than this model's), "
+        "64 photos of 8 patients: lesion Dice 0.67"
+    )
+
+
 def test_the_report_shows_the_sentences_escaped():
     run = {"model_id": "m", "model": {"evaluation": {"<b>set</b>": SYNTHETIC}}}
     page = render_report([], run=run)

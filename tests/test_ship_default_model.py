@@ -99,3 +99,33 @@ def test_the_folders_output_studies_stay_only_while_its_thresholds_do(tiny_model
     assert evaluation == {**studies, "skin_val": {"mean": {"skin": {"dice": 0.9}}}}
     assert json.loads((tmp_path / "b" / "metadata.json").read_text())["evaluation"] == {}
     assert "dropped ['retake_noise', 'uncertain_skin_study']" in moved.stdout
+
+
+def test_the_recipes_cross_validation_ships_beside_the_real_validation_figure(
+    tiny_model_dir, tmp_path
+):
+    evals = {}
+    for name in ("real_val", "synth"):
+        evals[name] = tmp_path / name
+        evals[name].mkdir()
+        (evals[name] / "summary.json").write_text(json.dumps({"mean": {"n_cases": 3}}))
+    pooled = {"folds": 2, "summaries": ["/runs/f0/summary.json"], "mean": {"n_cases": 64}}
+    (tmp_path / "cv.json").write_text(json.dumps(pooled))
+
+    result = ship(
+        str(tiny_model_dir),
+        "--eval",
+        f"real_val={evals['real_val']}",
+        "--eval",
+        f"synth={evals['synth']}",
+        "--recipe-cv",
+        str(tmp_path / "cv.json"),
+        "--target",
+        str(tmp_path / "out"),
+    )
+
+    assert result.returncode == 0, result.stderr
+    evaluation = json.loads((tmp_path / "out" / "metadata.json").read_text())["evaluation"]
+    assert list(evaluation) == ["real_val", "recipe_cv", "synth"]
+    # The training machine's paths are cut to their last two parts, as everywhere else.
+    assert evaluation["recipe_cv"] == {**pooled, "summaries": ["f0/summary.json"]}

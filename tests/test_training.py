@@ -1511,8 +1511,9 @@ def _cross_validate_module():
 def test_pooled_fold_summaries_weigh_every_case_and_join_repeated_photos(tmp_path):
     pool_summaries = _cross_validate_module().pool_summaries
 
-    def case(case_id, patient, dice):
-        return {"case_id": case_id, "patient_id": patient, "lesion": {"dice": dice}}
+    def case(case_id, patient, dice, truth_px=100):
+        lesion = {"dice": dice, "truth_px": truth_px} if dice is not None else {}
+        return {"case_id": case_id, "patient_id": patient, "lesion": lesion}
 
     def photo(ids, annotators, model):
         return {"case_ids": ids, "annotator_dice": annotators, "model_dice": model}
@@ -1521,12 +1522,15 @@ def test_pooled_fold_summaries_weigh_every_case_and_join_repeated_photos(tmp_pat
         "cases": [case("a1", "a", 0.8), case("a2", "a", 0.6), case("b1", "b", 0.1)],
         "annotator_agreement": {"lesion": {"per_photo": [photo(["a1", "a2"], 0.9, 0.7)]}},
     }
-    fold1 = {"cases": [case("c1", "c", 0.5), case("d1", "d", None)]}  # d: not annotated
+    # d: not annotated; e: annotated without vitiligo, predicted empty (Dice 1 by policy)
+    fold1 = {"cases": [case("c1", "c", 0.5), case("d1", "d", None), case("e1", "e", 1.0, 0)]}
     pooled = pool_summaries({"f0": fold0, "f1": fold1})
-    assert (pooled["n_cases"], pooled["n_patients"]) == (5, 4)
-    assert pooled["lesion_dice"] == pytest.approx((0.8 + 0.6 + 0.1 + 0.5) / 4)
-    low, high = pooled["lesion_dice_ci95_by_patient"]
-    assert low < pooled["lesion_dice"] < high
+    mean = pooled["mean"]
+    assert (mean["n_cases"], mean["n_patients"], pooled["folds"]) == (6, 5, 2)
+    assert mean["lesion"]["dice"] == pytest.approx((0.8 + 0.6 + 0.1 + 0.5 + 1.0) / 5)
+    assert mean["lesion_nonempty"]["dice"] == pytest.approx((0.8 + 0.6 + 0.1 + 0.5) / 4)
+    low, high = mean["ci95_by_patient"]["lesion_nonempty_dice"]
+    assert low < mean["lesion_nonempty"]["dice"] < high
     block = pooled["annotator_agreement"]["lesion"]
     assert (block["photos"], block["cases"]) == (1, 2)
     assert block["model_minus_annotator"] == pytest.approx(-0.2)

@@ -2,7 +2,9 @@
 
 A model folder's ``metadata.json`` keeps the ``vitiseg-eval`` summaries it shipped with
 (``evaluation``). A scoring report shows them beside the scores, so whoever reads the VASI
-also reads how far the masks behind it were from hand-drawn or exact truth.
+also reads how far the masks behind it were from hand-drawn or exact truth. Its
+``recipe_cv`` record is the recipe's cross-validation: the same recipe trained again on
+folds of patients, each fold's model scored on patients it never saw.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+RECIPE_CV_KEY = "recipe_cv"
 # Names the shipped model's evaluations go by; other names are shown as they are.
 KNOWN_SETS = {
     "real_val": "real vitiligo photos, validation patients (hand-drawn outlines)",
@@ -71,8 +74,16 @@ def measured_accuracy(evaluation: Mapping[str, Any] | None) -> list[str]:
         if not figures:
             continue
         mean = summary["mean"]
+        described = KNOWN_SETS.get(name, name)
+        if name == RECIPE_CV_KEY:
+            # Not these weights: say so, or the figure reads as the shipped model's own.
+            described = (
+                "real vitiligo photos of patients outside training, scored by the same recipe "
+                f"trained again without them ({summary.get('folds', '?')} cross-validation "
+                "fold(s), other weights than this model's)"
+            )
         photos = f"{mean.get('n_cases', '?')} photos"
         if mean.get("n_patients") and mean["n_patients"] != mean.get("n_cases"):
             photos += f" of {mean['n_patients']} patients"
-        sentences.append(f"{KNOWN_SETS.get(name, name)}, {photos}: " + "; ".join(figures))
+        sentences.append(f"{described}, {photos}: " + "; ".join(figures))
     return sentences
