@@ -176,7 +176,18 @@ def pool_summaries(summaries: dict[str, dict]) -> dict:
         mean[key] = {"dice": math.fsum(kept) / len(kept) if kept else None, "dice_n": len(kept)}
         interval = patient_bootstrap_ci(dice, patients)
         mean["ci95_by_patient"][f"{key}_dice"] = list(interval) if interval else None
-    pooled = {"summaries": list(summaries), "folds": len(summaries), "mean": mean}
+    folds = [
+        {
+            "summary": name,
+            "model_id": (summary.get("model") or {}).get("model_id"),
+            "n_cases": len(summary["cases"]),
+            "lesion_nonempty_dice": ((summary.get("mean") or {}).get("lesion_nonempty") or {}).get(
+                "dice"
+            ),
+        }
+        for name, summary in summaries.items()
+    ]
+    pooled = {"folds": folds, "mean": mean}
     photos = [
         photo
         for summary in summaries.values()

@@ -60,7 +60,8 @@ def test_each_evaluation_with_means_becomes_one_sentence():
 
 
 def test_the_recipes_cross_validation_is_not_read_as_this_models_own_figure():
-    cross_validation = {**REAL, "folds": 2, "mean": {**REAL["mean"], "n_cases": 64}}
+    folds = [{"model_id": "a", "n_cases": 31}, {"model_id": "b", "n_cases": 33}]
+    cross_validation = {**REAL, "folds": folds, "mean": {**REAL["mean"], "n_cases": 64}}
 
     (sentence,) = measured_accuracy({"recipe_cv": cross_validation})
 

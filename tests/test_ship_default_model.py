@@ -109,7 +109,7 @@ def test_the_recipes_cross_validation_ships_beside_the_real_validation_figure(
         evals[name] = tmp_path / name
         evals[name].mkdir()
         (evals[name] / "summary.json").write_text(json.dumps({"mean": {"n_cases": 3}}))
-    pooled = {"folds": 2, "summaries": ["/runs/f0/summary.json"], "mean": {"n_cases": 64}}
+    pooled = {"folds": [{"summary": "/runs/f0/summary.json"}], "mean": {"n_cases": 64}}
     (tmp_path / "cv.json").write_text(json.dumps(pooled))
 
     result = ship(
@@ -128,4 +128,4 @@ def test_the_recipes_cross_validation_ships_beside_the_real_validation_figure(
     evaluation = json.loads((tmp_path / "out" / "metadata.json").read_text())["evaluation"]
     assert list(evaluation) == ["real_val", "recipe_cv", "synth"]
     # The training machine's paths are cut to their last two parts, as everywhere else.
-    assert evaluation["recipe_cv"] == {**pooled, "summaries": ["f0/summary.json"]}
+    assert evaluation["recipe_cv"] == {**pooled, "folds": [{"summary": "f0/summary.json"}]}

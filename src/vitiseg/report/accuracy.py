@@ -79,7 +79,7 @@ def measured_accuracy(evaluation: Mapping[str, Any] | None) -> list[str]:
             # Not these weights: say so, or the figure reads as the shipped model's own.
             described = (
                 "real vitiligo photos of patients outside training, scored by the same recipe "
-                f"trained again without them ({summary.get('folds', '?')} cross-validation "
+                f"trained again without them ({len(summary.get('folds') or [])} cross-validation "
                 "fold(s), other weights than this model's)"
             )
         photos = f"{mean.get('n_cases', '?')} photos"
