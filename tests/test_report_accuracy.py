@@ -91,3 +91,8 @@ def test_the_shipped_model_states_its_real_validation_dice():
         f"{real['n_cases']} photos of {real['n_patients']} patients"
     )
     assert f"lesion Dice {real['lesion_nonempty']['dice']:.2f}" in first
+    # Right after it, what its recipe scored on patients it never saw, named as such.
+    recipe = metadata["evaluation"]["recipe_cv"]["mean"]
+    assert sentences[1].startswith("real vitiligo photos of patients outside training")
+    assert f"{recipe['n_cases']} photos of {recipe['n_patients']} patients" in sentences[1]
+    assert f"lesion Dice {recipe['lesion_nonempty']['dice']:.2f}" in sentences[1]
