@@ -1303,7 +1303,7 @@ def test_dataset_weights_keyed_by_an_unknown_folder_are_refused(tmp_path):
         (
             "default_model_refine",
             ["vitiligo-web", "skin-photos", "painted-train-split"],
-            (40, 200),
+            (10, 200),
         ),
         # Stage 4 counts epochs: a busy CPU must not shorten its schedule.
         (
