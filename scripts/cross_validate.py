@@ -26,7 +26,9 @@ validation photos, with any inference), for recipes whose folds end in a model f
 
 F is shaped as an evaluation summary's means; `ship_default_model.py --recipe-cv F` puts it in
 the model folder, and the scoring report then states what the recipe scored on patients it
-never saw beside the shipped model's own figures.
+never saw beside the shipped model's own figures. ``--earlier POOL_OR_MODEL_FOLDER`` joins
+new folds to an earlier pool (a model folder's ``recipe_cv``), since the pool keeps each
+case's lesion Dice: a fold run in a later session needs no rerun of the others.
 
 ``--base-split`` keeps the other datasets' splits (for example skin-photos) as they were in
 an earlier run, so only the named dataset's patients rotate.
@@ -151,23 +153,34 @@ def evaluate(
         write_json_atomic(out, {**record, **pooled})
 
 
-def pool_summaries(summaries: dict[str, dict]) -> dict:
+def pool_summaries(summaries: dict[str, dict], earlier: dict | None = None) -> dict:
     """Lesion Dice over the cases of several folds' summaries (patient-bootstrap interval),
     and their photos annotated more than once joined, shaped as a ``vitiseg-eval`` summary's
     means so a model folder can carry it as an evaluation (``ship_default_model.py
-    --recipe-cv``). A case in two summaries is refused: folds validate disjoint patients."""
+    --recipe-cv``). A case in two summaries is refused: folds validate disjoint patients.
+
+    ``earlier`` is an earlier pool (for example a model folder's ``recipe_cv``) that new folds
+    join, so a fold run later need not rerun the others. The pool keeps each case's lesion
+    figures (``cases``) to be pooled again; a pool made before it did (session 77 and
+    earlier) joins by its means, exactly for the mean, but without the case-level values a
+    patient-bootstrap interval needs, so the joined pool has none."""
+    earlier = earlier or {}
+    known = earlier.get("cases")
+    if earlier and known is None:
+        return _joined_by_means(pool_summaries(summaries), earlier)
+    named = [("the earlier pool", case) for case in known or []]
+    named += [(name, case) for name, summary in summaries.items() for case in summary["cases"]]
     seen: dict[str, str] = {}
     lesions, patients = [], []
-    for name, summary in summaries.items():
-        for case in summary["cases"]:
-            if case["case_id"] in seen:
-                raise ValueError(
-                    f"{name}: case {case['case_id']!r} is also in {seen[case['case_id']]}; "
-                    "folds must validate different patients"
-                )
-            seen[case["case_id"]] = name
-            lesions.append(case.get("lesion") or {})
-            patients.append(case["patient_id"])
+    for name, case in named:
+        if case["case_id"] in seen:
+            raise ValueError(
+                f"{name}: case {case['case_id']!r} is also in {seen[case['case_id']]}; "
+                "folds must validate different patients"
+            )
+        seen[case["case_id"]] = name
+        lesions.append(case.get("lesion") or {})
+        patients.append(case["patient_id"])
     mean = {"n_cases": len(lesions), "n_patients": len(set(patients)), "ci95_by_patient": {}}
     # As vitiseg-eval: all annotated photos, and those whose truth holds a lesion.
     for key, keep in (("lesion", lambda _: True), ("lesion_nonempty", _has_lesion)):
@@ -176,7 +189,7 @@ def pool_summaries(summaries: dict[str, dict]) -> dict:
         mean[key] = {"dice": math.fsum(kept) / len(kept) if kept else None, "dice_n": len(kept)}
         interval = patient_bootstrap_ci(dice, patients)
         mean["ci95_by_patient"][f"{key}_dice"] = list(interval) if interval else None
-    folds = [
+    folds = list(earlier.get("folds", [])) + [
         {
             "summary": name,
             "model_id": (summary.get("model") or {}).get("model_id"),
@@ -187,14 +200,45 @@ def pool_summaries(summaries: dict[str, dict]) -> dict:
         }
         for name, summary in summaries.items()
     ]
-    pooled = {"folds": folds, "mean": mean}
-    photos = [
-        photo
-        for summary in summaries.values()
-        for photo in ((summary.get("annotator_agreement") or {}).get("lesion") or {}).get(
-            "per_photo", []
-        )
+    cases = [
+        {
+            "case_id": case["case_id"],
+            "patient_id": case["patient_id"],
+            "lesion": {k: v for k, v in (case.get("lesion") or {}).items() if k in CASE_KEYS},
+        }
+        for _, case in named
     ]
+    pooled = {"folds": folds, "mean": mean, "cases": cases}
+    photos = _repeated_photos(earlier) + [
+        photo for summary in summaries.values() for photo in _repeated_photos(summary)
+    ]
+    if photos:
+        pooled["annotator_agreement"] = {"lesion": agreement_over_photos(photos)}
+    return pooled
+
+
+# What a pooled case keeps: enough to pool it again (Dice, and whether its truth is empty).
+CASE_KEYS = ("dice", "truth_px")
+
+
+def _repeated_photos(summary: dict) -> list[dict]:
+    return ((summary.get("annotator_agreement") or {}).get("lesion") or {}).get("per_photo", [])
+
+
+def _joined_by_means(new: dict, earlier: dict) -> dict:
+    """NEW (a pool of new folds) joined to an EARLIER pool that kept no cases: each mean
+    weighted by its case count, which is exact; no interval, and no cases to pool again."""
+    old_mean, new_mean = earlier["mean"], new["mean"]
+    mean: dict = {key: old_mean[key] + new_mean[key] for key in ("n_cases", "n_patients")}
+    # Folds validate disjoint patients, so the counts add; the intervals cannot be joined.
+    mean["ci95_by_patient"] = {"lesion_dice": None, "lesion_nonempty_dice": None}
+    for key in ("lesion", "lesion_nonempty"):
+        parts = [(m[key]["dice"], m[key]["dice_n"]) for m in (old_mean, new_mean)]
+        count = sum(n for _, n in parts)
+        total = math.fsum(d * n for d, n in parts if n)
+        mean[key] = {"dice": total / count if count else None, "dice_n": count}
+    pooled = {"folds": earlier["folds"] + new["folds"], "mean": mean}
+    photos = _repeated_photos(earlier) + _repeated_photos(new)
     if photos:
         pooled["annotator_agreement"] = {"lesion": agreement_over_photos(photos)}
     return pooled
@@ -204,8 +248,21 @@ def _has_lesion(lesion: dict) -> bool:
     return lesion.get("truth_px", 0) > 0
 
 
-def pool(paths: list[Path], out: Path | None) -> None:
-    pooled = pool_summaries({str(path): json.loads(path.read_text()) for path in paths})
+def read_earlier_pool(path: Path) -> dict:
+    """A pooled JSON (``pool --out``), or a model folder's ``recipe_cv`` evaluation."""
+    if path.is_dir():
+        evaluation = json.loads((path / "metadata.json").read_text()).get("evaluation") or {}
+        if "recipe_cv" not in evaluation:
+            raise SystemExit(f"{path}: the model folder has no recipe_cv evaluation to join")
+        return evaluation["recipe_cv"]
+    return json.loads(path.read_text())
+
+
+def pool(paths: list[Path], out: Path | None, earlier: Path | None = None) -> None:
+    pooled = pool_summaries(
+        {str(path): json.loads(path.read_text()) for path in paths},
+        read_earlier_pool(earlier) if earlier else None,
+    )
     mean = pooled["mean"]
     interval = mean["ci95_by_patient"]["lesion_nonempty_dice"]
     print(
@@ -248,9 +305,14 @@ def main() -> int:
     joined = commands.add_parser("pool")
     joined.add_argument("summaries", type=Path, nargs="+", help="vitiseg-eval summary.json files")
     joined.add_argument("--out", type=Path)
+    joined.add_argument(
+        "--earlier",
+        type=Path,
+        help="an earlier pool (JSON) or a model folder whose recipe_cv the new folds join",
+    )
     args = parser.parse_args()
     if args.command == "pool":
-        pool(args.summaries, args.out)
+        pool(args.summaries, args.out, args.earlier)
     elif args.command == "folds":
         write_folds(args.dataset, args.k, args.seed, args.base_split, args.out)
     elif args.command == "summary":

@@ -17,9 +17,11 @@ weights, but the figure nearest to what a new clinic's patients will see.
 
 RUN_DIR may also be a model folder (a shipped model): its weights and training record are
 kept, and only the thresholds, lesion clean-up, provenance and evaluations are rewritten, so
-a threshold chosen after shipping ships without retraining. The folder's studies of its own
-outputs (the re-take noise, the ``uncertain_skin`` share's study) are kept while its
-thresholds and lesion clean-up stay as they were, and dropped, with a note, when they change.
+a threshold chosen after shipping ships without retraining. The folder's evaluations (its
+``vitiseg-eval`` summaries, the recipe's cross-validation and its studies of its own outputs)
+are kept while its thresholds and lesion clean-up stay as they were, since they measured
+these very weights and settings; ``--eval NAME=...`` and ``--recipe-cv`` replace one by name.
+They are dropped, with a note, when a threshold or the clean-up changes.
 """
 
 from __future__ import annotations
@@ -34,7 +36,6 @@ from pathlib import Path
 
 import yaml
 
-from vitiseg.compare.retake import METADATA_KEY as RETAKE_NOISE_KEY
 from vitiseg.inference.postprocess import LesionPostprocess
 from vitiseg.io.atomic import write_json_atomic
 from vitiseg.models.metadata import load_metadata
@@ -44,8 +45,6 @@ from vitiseg.report.accuracy import RECIPE_CV_KEY
 from vitiseg.training.trainer import checkpoint_weights
 
 ROOT = Path(__file__).resolve().parents[1]
-# Evaluation records measured on the folder's own thresholded outputs, not vitiseg-eval runs.
-OUTPUT_STUDIES = (RETAKE_NOISE_KEY, "uncertain_skin_study")
 
 
 def without_machine_paths(value):
@@ -125,16 +124,19 @@ def export_last_epoch(run: Path, last_row: dict[str, str], folder: Path) -> None
     )
 
 
-def kept_output_studies(before: dict, after: dict) -> dict:
-    """The folder's studies of its outputs, while thresholds and clean-up are unchanged."""
-    studies = {k: v for k, v in before.get("evaluation", {}).items() if k in OUTPUT_STUDIES}
+def kept_evaluations(before: dict, after: dict) -> dict:
+    """The folder's evaluations, while thresholds and clean-up are unchanged: the weights
+    are the same, so what was measured on them still holds."""
+    evaluations = dict(before.get("evaluation", {}))
     unchanged = all(
         before.get(key) == after.get(key) for key in ("thresholds", "lesion_postprocess")
     )
-    if studies and not unchanged:
-        print(f"dropped {sorted(studies)}: measured with the old thresholds; measure them again")
+    if evaluations and not unchanged:
+        print(
+            f"dropped {sorted(evaluations)}: measured with the old thresholds; measure them again"
+        )
         return {}
-    return studies
+    return evaluations
 
 
 def main() -> None:
@@ -229,13 +231,14 @@ def main() -> None:
     metadata["thresholds"].update(depigmented_thresholds)
     evaluations = {}
     if is_model_folder:
-        evaluations = kept_output_studies(json.loads(source_text), metadata)
+        evaluations = kept_evaluations(json.loads(source_text), metadata)
     for item in args.eval:
         name, folder = item.split("=", 1)
         summary = json.loads((Path(folder) / "summary.json").read_text())
         evaluations[name] = {k: v for k, v in summary.items() if k != "cases"}
     if args.recipe_cv is not None:
         # Placed after real_val, so reports read the two real-photo figures together.
+        evaluations.pop(RECIPE_CV_KEY, None)
         names = list(evaluations)
         at = names.index("real_val") + 1 if "real_val" in names else len(names)
         pooled = (RECIPE_CV_KEY, json.loads(args.recipe_cv.read_text()))

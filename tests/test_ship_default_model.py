@@ -79,7 +79,7 @@ def test_a_model_folder_has_no_last_epoch_to_ship(tiny_model_dir, tmp_path):
     assert "a model folder has no epochs" in result.stderr
 
 
-def test_the_folders_output_studies_stay_only_while_its_thresholds_do(tiny_model_dir, tmp_path):
+def test_the_folders_evaluations_stay_only_while_its_thresholds_do(tiny_model_dir, tmp_path):
     metadata_path = tiny_model_dir / "metadata.json"
     metadata = json.loads(metadata_path.read_text())
     studies = {"retake_noise": {"improvements": [0.1]}, "uncertain_skin_study": {"val": {}}}
@@ -96,9 +96,14 @@ def test_the_folders_output_studies_stay_only_while_its_thresholds_do(tiny_model
 
     assert kept.returncode == 0 and moved.returncode == 0, kept.stderr + moved.stderr
     evaluation = json.loads((tmp_path / "a" / "metadata.json").read_text())["evaluation"]
-    assert evaluation == {**studies, "skin_val": {"mean": {"skin": {"dice": 0.9}}}}
+    # Same weights and thresholds: what was measured on them stays; --eval adds or replaces.
+    assert evaluation == {
+        **studies,
+        "real_val": {"mean": {}},
+        "skin_val": {"mean": {"skin": {"dice": 0.9}}},
+    }
     assert json.loads((tmp_path / "b" / "metadata.json").read_text())["evaluation"] == {}
-    assert "dropped ['retake_noise', 'uncertain_skin_study']" in moved.stdout
+    assert "dropped ['real_val', 'retake_noise', 'uncertain_skin_study']" in moved.stdout
 
 
 def test_the_recipes_cross_validation_ships_beside_the_real_validation_figure(
@@ -129,3 +134,16 @@ def test_the_recipes_cross_validation_ships_beside_the_real_validation_figure(
     assert list(evaluation) == ["real_val", "recipe_cv", "synth"]
     # The training machine's paths are cut to their last two parts, as everywhere else.
     assert evaluation["recipe_cv"] == {**pooled, "folds": [{"summary": "f0/summary.json"}]}
+
+    # Re-shipped in place with a newer pool: it replaces the old one where it was, and the
+    # folder's other evaluations (same weights, same thresholds) stay.
+    newer = {"folds": [], "mean": {"n_cases": 117}}
+    (tmp_path / "cv-newer.json").write_text(json.dumps(newer))
+    out = str(tmp_path / "out")
+    again = ship(out, "--recipe-cv", str(tmp_path / "cv-newer.json"), "--target", out)
+
+    assert again.returncode == 0, again.stderr
+    evaluation = json.loads((tmp_path / "out" / "metadata.json").read_text())["evaluation"]
+    assert list(evaluation) == ["real_val", "recipe_cv", "synth"]
+    assert evaluation["recipe_cv"] == newer
+    assert evaluation["synth"] == {"mean": {"n_cases": 3}}

@@ -1540,3 +1540,39 @@ def test_pooled_fold_summaries_weigh_every_case_and_join_repeated_photos(tmp_pat
     assert block["model_minus_annotator"] == pytest.approx(-0.2)
     with pytest.raises(ValueError, match="case 'c1' is also in f1"):
         pool_summaries({"f1": fold1, "f2": {"cases": [case("c1", "c", 0.5)]}})
+
+
+def test_a_fold_run_later_joins_an_earlier_pool_as_if_pooled_together():
+    pool_summaries = _cross_validate_module().pool_summaries
+
+    def case(case_id, patient, dice):
+        lesion = {"dice": dice, "truth_px": 100, "hd95_px": 3.0}
+        return {"case_id": case_id, "patient_id": patient, "lesion": lesion}
+
+    fold0 = {"cases": [case("a1", "a", 0.8), case("b1", "b", 0.2)]}
+    fold1 = {"cases": [case("c1", "c", 0.5), case("c2", "c", 0.7)]}
+    fold2 = {"cases": [case("d1", "d", 0.4), case("e1", "e", 0.9)]}
+    at_once = pool_summaries({"f0": fold0, "f1": fold1, "f2": fold2})
+    later = pool_summaries({"f2": fold2}, earlier=pool_summaries({"f0": fold0, "f1": fold1}))
+
+    assert later["mean"] == at_once["mean"]
+    assert [fold["summary"] for fold in later["folds"]] == ["f0", "f1", "f2"]
+    assert later["cases"][0] == {
+        "case_id": "a1",
+        "patient_id": "a",
+        "lesion": {"dice": 0.8, "truth_px": 100},
+    }
+    with pytest.raises(ValueError, match="case 'c1' is also in the earlier pool"):
+        pool_summaries({"f1": fold1}, earlier=at_once)
+
+    # A pool that kept no cases (session 77 and earlier) joins by its means: exact for the
+    # mean, but with no case-level values there is no patient-bootstrap interval.
+    legacy = {k: v for k, v in pool_summaries({"f0": fold0, "f1": fold1}).items() if k != "cases"}
+    joined = pool_summaries({"f2": fold2}, earlier=legacy)
+    assert joined["mean"]["lesion_nonempty"]["dice"] == pytest.approx(
+        at_once["mean"]["lesion_nonempty"]["dice"]
+    )
+    assert (joined["mean"]["n_cases"], joined["mean"]["n_patients"]) == (6, 5)
+    assert joined["mean"]["ci95_by_patient"]["lesion_nonempty_dice"] is None
+    assert "cases" not in joined
+    assert len(joined["folds"]) == 3
