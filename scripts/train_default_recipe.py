@@ -9,9 +9,11 @@ photos and the subsets the recipe needs are made there. Each stage trains into R
 from the one before, as README's "Train" commands do (docs/model.md has the figures). Run the
 same command again after an interruption: a made folder is kept, `vitiseg-train` resumes a
 stage from its last checkpoint and stops at once on a finished one. Overrides after the
-options go to every `vitiseg-train` call. The last stage's last epoch becomes the model
-folder RUNS/model, carrying every stage's minutes and data (`training.pretraining`) and the
-`uncertain_skin` share chosen for it. RUNS/recipe_times.csv lists the minutes of each step.
+options go to every `vitiseg-train` call (`trainer.budget_scale=4` stretches stages 1–3's time
+budgets on a CPU four times slower than the one they were set on: docs/model.md). The last
+stage's last epoch becomes the model folder RUNS/model, carrying every stage's minutes and
+data (`training.pretraining`) and the `uncertain_skin` share chosen for it.
+RUNS/recipe_times.csv lists the minutes of each step.
 The lesion threshold and clean-up are chosen after it, as for the shipped model
 (`scripts/postprocess_study.py`, then `scripts/ship_default_model.py RUNS/model
 --lesion-postprocess ...`); until then RUNS/model thresholds every output at 0.5.

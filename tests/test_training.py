@@ -1364,6 +1364,28 @@ def test_default_recipe_configs_weight_the_folders_their_commands_name(
         assert settings.validate_every == settings.max_epochs
 
 
+def test_a_budget_scale_stretches_time_budgeted_stages_only(tmp_path):
+    from hydra import compose, initialize_config_dir
+
+    from vitiseg.cli.train import settings_from_config
+    from vitiseg.paths import config_dir
+    from vitiseg.training.settings import scaled_budget
+
+    dataset = make_tiny_dataset(tmp_path / "vitiligo-web")
+
+    def settings(experiment, *extra):
+        overrides = [f"dataset={dataset}", f"experiment={experiment}", *extra]
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+            return settings_from_config(compose(config_name="train", overrides=overrides))
+
+    # Stage 2 (30 min) on a CPU four times slower gets 120 min; stage 4 runs by epochs.
+    assert settings("default_model").max_minutes == 30
+    assert settings("default_model", "trainer.budget_scale=4").max_minutes == 120
+    assert settings("default_model_painted", "trainer.budget_scale=4").max_minutes is None
+    with pytest.raises(ValueError, match="budget_scale must be a positive number, got 0"):
+        scaled_budget(30, 0)
+
+
 def test_the_coarse_label_options_reach_the_settings(tmp_path):
     from hydra import compose, initialize_config_dir
 

@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 from vitiseg.cli._hydra import output_dir, run_hydra
 from vitiseg.data.augment import OUTPUTS, AugmentSettings
 from vitiseg.data.colour_constancy import check_colour_constancy
-from vitiseg.training.settings import DatasetSpec, TrainSettings
+from vitiseg.training.settings import DatasetSpec, TrainSettings, scaled_budget
 from vitiseg.training.trainer import train
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ def settings_from_config(cfg: DictConfig) -> TrainSettings:
         batch_size=trainer.batch_size,
         samples_per_epoch=trainer.samples_per_epoch,
         max_epochs=trainer.max_epochs,
-        max_minutes=trainer.max_minutes,
+        max_minutes=scaled_budget(trainer.max_minutes, trainer.get("budget_scale", 1.0)),
         lr=optim.lr,
         weight_decay=optim.weight_decay,
         warmup_steps=optim.warmup_steps,

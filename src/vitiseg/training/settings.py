@@ -75,3 +75,16 @@ class TrainSettings:
     resume: bool = True
     provenance: str = ""
     config_snapshot: dict[str, Any] = field(default_factory=dict)
+
+
+def scaled_budget(minutes: float | None, scale: float) -> float | None:
+    """A stage's time budget stretched by ``scale`` (``trainer.budget_scale``).
+
+    A time-budgeted stage trains as many epochs as the CPU manages in its minutes, so on a
+    CPU k times slower than the one a recipe was timed on it trains a k-th of the epochs and
+    ends a different, weaker model; a budget k times longer gives back about the same
+    epochs (and the schedule anneals over them alike). Epoch-based stages (no budget) need
+    no scaling."""
+    if not scale > 0:
+        raise ValueError(f"trainer.budget_scale must be a positive number, got {scale}")
+    return None if minutes is None else minutes * scale
