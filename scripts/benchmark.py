@@ -114,7 +114,7 @@ class Settings:
     peer_overlap: float = 0.25
     max_seconds: float = 300.0
     warmup: int = 1
-    onnx_memory_arena: bool = True
+    onnx_memory_arena: bool = False  # as infer.onnx_memory_arena
     pipeline: str = "shared"
 
 
@@ -208,14 +208,19 @@ class VitisegRunner:
     """vitiseg's own predictor, with its backend timed."""
 
     def __init__(self, config: RunConfig, settings: Settings) -> None:
-        from vitiseg.inference.onnx_backend import OnnxBackend, make_backend
+        from vitiseg.inference.onnx_backend import make_backend
         from vitiseg.inference.predictor import Predictor
         from vitiseg.models.model_folder import load_metadata
 
         folder = Path(settings.checkpoint)
-        backend = make_backend(folder, config.backend, "cpu", settings.threads, tile=config.tile)
-        if isinstance(backend, OnnxBackend) and not settings.onnx_memory_arena:
-            backend = OnnxBackend(backend.path, settings.threads, memory_arena=False)
+        backend = make_backend(
+            folder,
+            config.backend,
+            "cpu",
+            settings.threads,
+            tile=config.tile,
+            memory_arena=settings.onnx_memory_arena,
+        )
         self.timer = TimedBackend(backend)
         self.predictor = Predictor(
             self.timer,
@@ -953,11 +958,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--profile-only", action="store_true", help="with --profile: skip the timing and Dice runs"
     )
     parser.add_argument(
-        "--onnx-no-arena",
+        "--onnx-arena",
         dest="onnx_memory_arena",
-        action="store_false",
-        help="ONNX Runtime returns activation memory after each call "
-        "(lower peak RSS, a little slower)",
+        action="store_true",
+        help="ONNX Runtime keeps activation memory between calls (its own default; "
+        "vitiseg's is off, infer.onnx_memory_arena: higher peak RSS, no faster on AVX2)",
     )
     parser.add_argument(
         "--pipeline",

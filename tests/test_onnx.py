@@ -259,6 +259,10 @@ def test_factory_builds_an_onnx_predictor_from_settings(tmp_path):
     assert isinstance(predictor.backend, OnnxBackend) and resolved == folder.resolve()
     prediction = predictor.predict(np.full((70, 90, 3), 128, np.uint8))
     assert prediction.lesion.shape == (70, 90)
+    # The memory arena is off unless asked for (peak memory at 12 MP, docs/performance.md).
+    assert not predictor.backend.session.get_session_options().enable_cpu_mem_arena
+    with_arena = predictor_from_config(folder, {**infer, "onnx_memory_arena": True})[0]
+    assert with_arena.backend.session.get_session_options().enable_cpu_mem_arena
     # Settings written before the backend option still give the PyTorch predictor.
     del infer["backend"]
     assert isinstance(predictor_from_config(folder, infer)[0].backend, TorchBackend)

@@ -26,8 +26,9 @@ def resolve_model_dir(checkpoint: str | Path | None) -> Path:
 
 
 def predictor_from_config(checkpoint: str | Path | None, infer: Any) -> tuple[Predictor, Path]:
-    """``infer``: mapping with device, tta, scales, long_side, tile, batch_size, threads and
-    backend (``torch``, ``onnx`` or ``onnx-int8``; default ``torch``)."""
+    """``infer``: mapping with device, tta, scales, long_side, tile, batch_size, threads,
+    backend (``torch``, ``onnx`` or ``onnx-int8``; default ``torch``) and
+    onnx_memory_arena (default off)."""
     threads = int(infer.get("threads") or 0)
     if threads and (infer.get("backend") or "torch") == "torch":
         import torch  # only the PyTorch backend needs it
@@ -36,7 +37,12 @@ def predictor_from_config(checkpoint: str | Path | None, infer: Any) -> tuple[Pr
     folder = resolve_model_dir(checkpoint)
     device = infer.get("device", "cpu")
     backend = make_backend(
-        folder, infer.get("backend") or "torch", device, threads, tile=infer.get("tile")
+        folder,
+        infer.get("backend") or "torch",
+        device,
+        threads,
+        tile=infer.get("tile"),
+        memory_arena=bool(infer.get("onnx_memory_arena", False)),
     )
     predictor = Predictor(
         backend,

@@ -530,6 +530,7 @@ def make_backend(
     threads: int = 0,
     *,
     tile: int | None = None,
+    memory_arena: bool = False,
 ) -> RunBatch:
     """The tile runner for a model folder by backend name.
 
@@ -543,6 +544,8 @@ def make_backend(
         tile: Tile side the predictor will use; None = the model's. ONNX graphs take any
             height and width (traced at this size), so every backend pads a photo smaller
             than a tile only to the network's stride, as PyTorch does.
+        memory_arena: ONNX backends keep activation memory between calls (see
+            :class:`OnnxBackend`); off by default, as ``infer.onnx_memory_arena``.
 
     Returns:
         A callable (B, 3, T, T) float32 -> (B, C, T, T) float32 probabilities.
@@ -565,4 +568,4 @@ def make_backend(
     if device != "cpu":
         raise ValueError(f"backend {name!r} runs on the CPU only; use backend torch for {device}")
     path = ensure_onnx(model_folder, tile, int8=name == "onnx-int8")
-    return OnnxBackend(path, threads, name=name)
+    return OnnxBackend(path, threads, memory_arena=memory_arena, name=name)
