@@ -830,7 +830,8 @@ def summary_text(args, metadata, tile, peak, flops, dice, dice_note, notes, tabl
         "- GFLOP per tile: " + ", ".join(f"{k} {v / 1e9:.2f}" for k, v in flops.items()) + ".",
         f"- {args.n_images} timed photos per size after {args.warmup} warm-up; synthetic JPEGs "
         "(quality 92) decoded from disk; peak RSS per configuration and size in a fresh "
-        "process.",
+        "process; ONNX Runtime's memory arena "
+        + ("on (`--onnx-arena`)." if args.onnx_memory_arena else "off (the default)."),
         "- `vitiseg-<backend>` shrinks photos to the model's working long side; `-fullres` "
         "and the peer run the photo's full resolution.",
         "- Pipeline: "

@@ -338,6 +338,7 @@ def test_benchmark_script_runs_end_to_end_at_tiny_size(tmp_path, tiny_dataset):
     for label in ("vitiseg-torch", "vitiseg-onnx", "vitiseg-onnx-fullres"):
         assert f"| {label} | 96x64 |" in text
     assert "lesion Dice on tiny" in text and "matmul peak measured in this run" in text
+    assert "memory arena off (the default)" in text  # as vitiseg-score runs ONNX Runtime
 
 
 def test_onnx_scoring_path_does_not_import_torch():
