@@ -1598,3 +1598,17 @@ def test_a_fold_run_later_joins_an_earlier_pool_as_if_pooled_together():
     assert joined["mean"]["ci95_by_patient"]["lesion_nonempty_dice"] is None
     assert "cases" not in joined
     assert len(joined["folds"]) == 3
+
+
+def test_train_step_benchmark_times_each_layout_and_refuses_an_unknown_mode(tiny_model_dir):
+    script = Path(__file__).resolve().parents[1] / "scripts" / "train_step_benchmark.py"
+    base = [sys.executable, str(script), "--checkpoint", str(tiny_model_dir), "--threads", "1"]
+    small = ["--batch-size", "2", "--crop", "64", "--steps", "1"]
+    done = subprocess.run(
+        [*base, *small, "--modes", "channels_last,nchw"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    timed = [line for line in done.stdout.splitlines() if "s per step" in line]
+    assert [line.split(":")[0].strip() for line in timed] == ["channels_last", "nchw"]
+    refused = subprocess.run([*base, "--modes", "nhwc"], capture_output=True, text=True)
+    assert refused.returncode != 0 and "unknown mode(s) nhwc" in refused.stderr
